@@ -1,0 +1,1 @@
+"""Simulator backends, scripted exploration policies and the Ray runner that fills episode stores."""

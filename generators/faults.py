@@ -1,0 +1,27 @@
+"""Fault injection for the reliability suite, off unless TECO_FAULTS is set in a worker's environment.
+
+TECO_FAULTS="kill:5,raise:7,hang:9" makes the worker running episode 5 SIGKILL itself halfway through
+its first attempt, episode 7 raise on every attempt, episode 9 hang on every attempt. These are real
+faults (a real SIGKILL of the Ray worker process), placed deterministically so tests can check the
+outcome byte for byte.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+
+def planned(kind: str, index: int) -> bool:
+    spec = os.environ.get("TECO_FAULTS", "")
+    return any(p.strip() == f"{kind}:{index}" for p in spec.split(",") if p.strip())
+
+
+def inject(index: int, attempt: int) -> None:
+    """Called by the worker halfway through generating episode `index`."""
+    if planned("kill", index) and attempt == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if planned("raise", index):
+        raise RuntimeError(f"injected simulator fault on episode {index}")
+    if planned("hang", index):
+        time.sleep(3600)

@@ -1,0 +1,256 @@
+"""The Ray runner shared by every gen-* command: long-lived simulator actors, a bounded queue of
+episode indices, retries, resume, progress. The driver is the only process that marks episodes
+complete; workers write episode arrays straight into the store."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import ray
+from tqdm import tqdm
+
+from storage import StoreWriter
+
+from . import faults
+from .backend import pick_backend
+from .lock import StoreLock
+from .seeds import episode_seed
+from .spec import DatasetSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    out: str
+    episodes: int
+    seed: int = 0
+    backend: str = "auto"
+    workers: int | None = None          # default: every CPU of the (local or joined) cluster
+    address: str | None = None          # join an existing Ray cluster instead of starting one
+    max_retries: int = 3                # attempts per episode = 1 + max_retries
+    episode_timeout: float | None = None
+    progress: bool = True
+    ray_init: dict[str, Any] = field(default_factory=dict)   # extra ray.init kwargs (tests: _temp_dir)
+
+
+@dataclass
+class RunReport:
+    store: str
+    backend: str
+    requested: int
+    generated: int = 0
+    already_complete: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+    retried: int = 0
+    workers: int = 0
+    seconds: float = 0.0
+    frames: int = 0
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+class SimWorker:
+    """One simulator for the actor's lifetime; generates episodes and writes them into the store."""
+
+    def __init__(self, spec: DatasetSpec, backend: str, params: dict, store_url: str):
+        self.spec, self.params = spec, params
+        self.backend = spec.make_backend(backend, params)
+        self.writer = StoreWriter.open(store_url)
+
+    def run(self, index: int, base_seed: int, attempt: int) -> tuple[int, int, int]:
+        ep = self.spec.episode(self.backend, index, base_seed, self.params)
+        faults.inject(index, attempt)
+        self.writer.write_episode(index, ep.video, ep.actions, ep.pose, **ep.extras)
+        seed = ep.seed if ep.seed >= 0 else episode_seed(base_seed, index)
+        return index, int(seed), len(ep.video)
+
+    def ping(self) -> int:
+        return os.getpid()
+
+
+def _start_ray(opts: RunOptions) -> bool:
+    """Connect to or start a cluster; True when we started it (and so must shut it down)."""
+    if ray.is_initialized():
+        return False
+    if opts.address:
+        ray.init(address=opts.address, log_to_driver=False, **opts.ray_init)
+        return False
+    kwargs = dict(include_dashboard=False, log_to_driver=False)
+    if opts.workers:
+        kwargs["num_cpus"] = max(opts.workers, os.cpu_count() or 1)
+    kwargs.update(opts.ray_init)
+    ray.init(**kwargs)
+    return True
+
+
+class _Pool:
+    """Actors plus the bookkeeping to replace a dead one."""
+
+    def __init__(self, spec, backend, params, url, n, env):
+        opts = {"num_cpus": 1, "max_restarts": 0, "max_concurrency": 1}
+        if env:
+            opts["runtime_env"] = {"env_vars": env}
+        self.cls = ray.remote(SimWorker).options(**opts)
+        self.args = (spec, backend, params, url)
+        self.actors = [self.cls.remote(*self.args) for _ in range(n)]
+        self.last_group: dict[int, Any] = {}
+
+    def replace(self, k: int) -> None:
+        try:
+            ray.kill(self.actors[k], no_restart=True)
+        except Exception:   # already dead
+            pass
+        self.actors[k] = self.cls.remote(*self.args)
+        self.last_group.pop(k, None)
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:
+                pass
+
+
+class EpisodeQueue:
+    """Pending episodes in index order, with a per-group view so a worker can stay on its scene."""
+
+    def __init__(self, groups: dict[int, Any]):
+        self.group_of = dict(groups)
+        self.pending = set(groups)
+        self.order = deque(sorted(groups))
+        self.by_group: dict[Any, deque] = defaultdict(deque)
+        for i in self.order:
+            self.by_group[self.group_of[i]].append(i)
+
+    def __bool__(self) -> bool:
+        return bool(self.pending)
+
+    def push_front(self, i: int) -> None:
+        self.pending.add(i)
+        self.order.appendleft(i)
+        self.by_group[self.group_of[i]].appendleft(i)
+
+    def pop(self, prefer_group: Any = None) -> int:
+        """Lazy deletion: an index already taken through the other view is skipped."""
+        for q in (self.by_group.get(prefer_group), self.order):
+            while q:
+                i = q.popleft()
+                if i in self.pending:
+                    self.pending.discard(i)
+                    return i
+        raise IndexError("no pending episodes")
+
+
+def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
+    """Fill `opts.out` with episodes 0..episodes-1 (only the incomplete ones). Resumable and idempotent."""
+    if opts.episodes <= 0:
+        raise ValueError(f"--episodes must be positive, got {opts.episodes}")
+    if opts.workers is not None and opts.workers <= 0:
+        raise ValueError(f"--workers must be positive, got {opts.workers}")
+    if opts.max_retries < 0:
+        raise ValueError("--max-retries must be >= 0")
+    backend = pick_backend(opts.backend, spec.real_backend, spec.real_module, spec.install_hint)
+    spec.validate(params, backend)
+    if backend != "embedded":
+        log.warning("using the real simulator backend '%s'", backend)
+    cfg = spec.store_config(params, backend, opts.episodes, opts.seed)
+    report = RunReport(store=opts.out, backend=backend, requested=opts.episodes)
+    t0 = time.time()
+    with StoreLock(str(opts.out)) as lock:
+        writer = StoreWriter.create(opts.out, cfg)
+        complete = writer.complete_mask()[: opts.episodes]
+        todo = [i for i in range(opts.episodes) if not complete[i]]
+        report.already_complete = opts.episodes - len(todo)
+        if not todo:
+            report.seconds = time.time() - t0
+            return report
+        started = _start_ray(opts)
+        try:
+            _run(spec, params, opts, backend, writer, todo, report, lock)
+        finally:
+            if started:
+                ray.shutdown()
+    report.seconds = time.time() - t0
+    return report
+
+
+def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
+    cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
+    n = max(1, min(opts.workers or cluster_cpus, len(todo)))
+    report.workers = n
+    env = {"TECO_FAULTS": os.environ["TECO_FAULTS"]} if os.environ.get("TECO_FAULTS") else None
+    pool = _Pool(spec, backend, params, writer.url, n, env)
+
+    queue = EpisodeQueue({i: spec.group(i, opts.seed, params) for i in todo})
+    attempts: dict[int, int] = defaultdict(int)
+    previously_failed = {int(k) for k in writer.failed()}
+    inflight: dict[Any, tuple[int, int, float]] = {}   # ref -> (actor slot, episode, start time)
+    idle = deque(range(n))
+    bar = tqdm(total=opts.episodes, initial=report.already_complete, unit="ep", disable=not opts.progress,
+               desc=f"{spec.name} [{backend}, {n} workers]", dynamic_ncols=True, smoothing=0.05)
+    last_beat = time.time()
+
+    def fail(k: int, i: int, why: str) -> None:
+        attempts[i] += 1
+        if attempts[i] <= opts.max_retries:
+            report.retried += 1
+            queue.push_front(i)
+            log.warning("episode %d failed (%s); retry %d/%d", i, why, attempts[i], opts.max_retries)
+        else:
+            report.failed[i] = why
+            writer.record_failed(i, why)
+            log.error("episode %d failed %d times, giving up: %s", i, attempts[i], why)
+
+    try:
+        while queue or inflight:
+            while idle and queue:
+                k = idle.popleft()
+                i = queue.pop(pool.last_group.get(k))
+                pool.last_group[k] = queue.group_of[i]
+                ref = pool.actors[k].run.remote(i, opts.seed, attempts[i])
+                inflight[ref] = (k, i, time.time())
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+            for ref in ready:
+                k, i, _start = inflight.pop(ref)
+                try:
+                    idx, seed, frames = ray.get(ref)
+                except ray.exceptions.RayActorError as e:
+                    pool.replace(k)
+                    fail(k, i, f"worker died: {type(e).__name__}")
+                except ray.exceptions.RayTaskError as e:
+                    cause = e.cause if getattr(e, "cause", None) is not None else e
+                    fail(k, i, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}")
+                else:
+                    writer.mark_complete(idx, seed)
+                    if idx in previously_failed:
+                        writer.record_failed(idx, None)
+                    report.generated += 1
+                    report.frames += frames
+                    bar.update(1)
+                    bar.set_postfix(fps=f"{report.frames / max(bar.format_dict['elapsed'], 1e-9):.0f}",
+                                    failed=len(report.failed), refresh=False)
+                idle.append(k)
+            if opts.episode_timeout:
+                now = time.time()
+                for ref, (k, i, start) in list(inflight.items()):
+                    if now - start > opts.episode_timeout:
+                        inflight.pop(ref)
+                        pool.replace(k)
+                        fail(k, i, f"timed out after {opts.episode_timeout:.0f} s")
+                        idle.append(k)
+            if time.time() - last_beat > 60:
+                lock.heartbeat()
+                last_beat = time.time()
+    finally:
+        bar.close()
+        for ref in inflight:
+            ray.cancel(ref, force=True)
+        pool.shutdown()

@@ -1,0 +1,93 @@
+"""A simulator-free dataset: a camera pans over a seeded 2-D texture world. It exercises the runner,
+the store and the model in milliseconds (tests, debugging, runner benchmarks); it is not a paper dataset."""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from storage import StoreConfig
+
+from .rollout import Episode, rollout
+from .seeds import episode_seed, rng
+from .spec import DatasetSpec
+
+ACTIONS = ["stay", "left", "right", "up", "down"]
+MOVES = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]])
+
+
+class PanBackend:
+    name, version = "embedded", "1"
+
+    def __init__(self, size: int, world: int = 64, step: int = 2):
+        self.size, self.world_size, self.step_px = size, world, step
+        self.pos = np.zeros(2, int)
+
+    def reset(self, seed: int, **_) -> np.ndarray:
+        g = rng(seed, "world")
+        coarse = g.integers(0, 256, (self.world_size // 8, self.world_size // 8, 3), dtype=np.uint8)
+        self.world = np.kron(coarse, np.ones((8, 8, 1), np.uint8))      # blocky, compressible like real frames
+        self.pos = g.integers(0, self.world_size, 2)
+        return self.obs()
+
+    def obs(self) -> np.ndarray:
+        r = (self.pos[0] + np.arange(self.size)) % self.world_size
+        c = (self.pos[1] + np.arange(self.size)) % self.world_size
+        return self.world[np.ix_(r, c)]
+
+    def step(self, action: int) -> np.ndarray:
+        self.pos = (self.pos + self.step_px * MOVES[action]) % self.world_size
+        return self.obs()
+
+    def pose(self) -> np.ndarray:
+        return np.array([self.pos[1], 0.0, self.pos[0], 0.0], np.float32)
+
+    def layout(self):
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class RandomPolicy:
+    def __init__(self, seed: int):
+        self.rng = rng(seed, "policy")
+
+    def __call__(self, t, obs, pose, backend) -> int:
+        return int(self.rng.integers(len(ACTIONS)))
+
+
+class SyntheticSpec(DatasetSpec):
+    name = "synthetic"
+    real_backend = "none"
+    real_module = "__no_real_backend__"
+    install_hint = "the synthetic dataset has only the embedded backend"
+    default_episodes = 16
+
+    def add_args(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--length", type=int, default=32)
+        parser.add_argument("--resolution", type=int, default=32)
+
+    def params(self, args) -> dict:
+        return {"length": args.length, "resolution": args.resolution, "pose_units": "pixels"}
+
+    def validate(self, params, backend) -> None:
+        if params["resolution"] <= 0 or params["length"] <= 0:
+            raise ValueError("resolution and length must be positive")
+
+    def store_config(self, params, backend, episodes, seed) -> StoreConfig:
+        r = params["resolution"]
+        return StoreConfig(dataset=self.name, episodes=episodes, length=params["length"], height=r, width=r,
+                           action_names=ACTIONS, pose_names=["x", "y", "z", "yaw"], backend=backend,
+                           backend_version=PanBackend.version, seed=seed, params=params,
+                           chunk_frames=min(25, params["length"]))
+
+    def make_backend(self, backend, params):
+        return PanBackend(params["resolution"], world=max(64, 2 * params["resolution"]))
+
+    def episode(self, backend, index, base_seed, params) -> Episode:
+        seed = episode_seed(base_seed, index)
+        return rollout(backend, RandomPolicy(seed), seed, params["length"])
+
+
+SPEC = SyntheticSpec()

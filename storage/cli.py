@@ -1,0 +1,106 @@
+"""teco-store: import, info, verify and preview episode stores."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from .cli_util import run_main
+from .reader import StoreReader
+
+
+def cmd_info(args) -> int:
+    r = StoreReader(args.path)
+    cfg = r.config
+    mask = r.complete_mask()
+    stored = r.nbytes_stored()
+    raw_per_ep = cfg.length * (cfg.height * cfg.width * 3 + 4 + 4 * max(cfg.pose_dim, 1)) + 9
+    raw = raw_per_ep * int(mask.sum())
+    info = {
+        "store": r.url, "dataset": cfg.dataset, "backend": f"{cfg.backend} {cfg.backend_version}",
+        "episodes": cfg.episodes, "complete": int(mask.sum()), "failed": len(r.failed()),
+        "frames": f"{cfg.length} x {cfg.height}x{cfg.width}", "actions": cfg.action_names, "pose": cfg.pose_names,
+        "seed": cfg.seed, "bytes_on_disk": stored, "raw_bytes_complete": raw,
+        "compression_ratio": round(raw / stored, 2) if stored else None,
+        "codes": r.meta.get("codes"), "created": r.meta.get("created"),
+        "tool": f"{r.meta.get('tool')} {r.meta.get('tool_version')}", "params": cfg.params,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            if k == "params":
+                v = json.dumps(v)[:400]
+            print(f"{k:>18}: {v}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .verify import verify
+    report = verify(args.path, progress=not args.no_progress)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
+def cmd_preview(args) -> int:
+    from .preview import write_grid
+    r = StoreReader(args.path)
+    done = r.complete_indices()
+    if len(done) == 0:
+        raise ValueError(f"{r.url} has no complete episodes to preview")
+    eps = done[: args.episodes]
+    t1 = min(r.config.length, args.frames) if args.frames else r.config.length
+    videos = np.stack([r.read("video", int(i), 0, t1) for i in eps])
+    write_grid(args.out, videos, fps=args.fps, scale=args.scale)
+    print(f"wrote {args.out}: episodes {eps.tolist()}, {t1} frames")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .importer import import_episodes
+    w = import_episodes(args.path, args.out, args.dataset, args.num_actions, progress=not args.no_progress)
+    print(f"{w.url}: {int(w.complete_mask().sum())}/{w.config.episodes} episodes imported")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="teco-store", description="Inspect, check, preview and import episode stores.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("info", help="counts, sizes, compression ratio, config")
+    s.add_argument("path")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_info)
+    s = sub.add_parser("verify", help="read every complete episode; non-zero exit on any fault")
+    s.add_argument("path")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_verify)
+    s = sub.add_parser("preview", help="a GIF/MP4 grid of a few episodes")
+    s.add_argument("path")
+    s.add_argument("--out", required=True, help="FILE.gif or FILE.mp4")
+    s.add_argument("--episodes", type=int, default=4)
+    s.add_argument("--frames", type=int, default=0, help="first N frames (default: all)")
+    s.add_argument("--fps", type=int, default=15)
+    s.add_argument("--scale", type=int, default=2)
+    s.set_defaults(fn=cmd_preview)
+    s = sub.add_parser("import", help="convert released .npz (video, actions) or .mp4+.npy episodes")
+    s.add_argument("path", help="a folder (searched recursively) or one file")
+    s.add_argument("--out", required=True)
+    s.add_argument("--dataset", default="imported", help="dataset name recorded in the store")
+    s.add_argument("--num-actions", type=int, default=None, help="size of the action space (default: from data)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_import)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    def run() -> int:
+        args = build_parser().parse_args(argv)
+        return args.fn(args)
+    return run_main(run, "teco-store")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

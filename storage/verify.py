@@ -1,0 +1,103 @@
+"""Check a store: metadata, and for every complete episode every object present, checksums, shapes, ranges."""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import fsspec
+import numpy as np
+from tqdm import tqdm
+
+from .reader import StoreReader
+from .schema import StoreError, array_specs
+
+
+@dataclass
+class VerifyReport:
+    url: str
+    complete: int = 0
+    incomplete: int = 0
+    bad: dict[int, list[str]] = field(default_factory=dict)   # episode -> problems
+    failed: dict = field(default_factory=dict)                 # episodes the generator gave up on
+    store_problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad and not self.store_problems
+
+    def lines(self) -> list[str]:
+        out = [f"{self.url}: {self.complete} complete episodes checked, {self.incomplete} incomplete"]
+        out += [f"store: {p}" for p in self.store_problems]
+        out += [f"episode {i}: {'; '.join(ps)}" for i, ps in sorted(self.bad.items())]
+        if self.failed:
+            out.append(f"generator reported {len(self.failed)} failed episodes: "
+                       + ", ".join(sorted(self.failed, key=int)[:20]))
+        out.append("OK" if self.ok else f"FAULTS in {len(self.bad)} episodes")
+        return out
+
+
+def _object_keys(arr, i: int) -> list[str]:
+    """Keys of the storage objects (shards, or chunks when unsharded) that hold episode i."""
+    grid = arr.shards or arr.chunks
+    rest = [range(math.ceil(s / g)) for s, g in zip(arr.shape[1:], grid[1:])]
+    return ["/".join(["c", str(i), *map(str, idx)]) for idx in itertools.product(*rest)]
+
+
+def per_episode_arrays(reader: StoreReader) -> list[str]:
+    names = [s.name for s in array_specs(reader.config)]
+    if reader.has("codes"):
+        names.append("codes")
+    return names
+
+
+def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]]) -> list[str]:
+    cfg, problems = reader.config, []
+    for name in per_episode_arrays(reader):
+        arr = reader.array(name)
+        if name == "codes" and not _codes_written(reader, i):
+            continue
+        missing = [k for k in _object_keys(arr, i) if k not in present[name]]
+        if missing:
+            problems.append(f"{name}: missing object(s) {', '.join(missing[:3])}")
+            continue
+        try:
+            x = np.asarray(arr[i])
+        except Exception as e:   # checksum mismatch, truncated shard, undecodable bytes
+            problems.append(f"{name}: unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+            continue
+        if name == "actions" and (x.min() < 0 or x.max() >= len(cfg.action_names)):
+            problems.append(f"actions: ids outside 0..{len(cfg.action_names) - 1}")
+        if name == "pose" and cfg.pose_dim and not np.isfinite(x).all():
+            problems.append("pose: non-finite values")
+        if name == "codes":
+            k = int((reader.meta.get("codes") or {}).get("codebook_size") or 0)
+            if x.min() < 0 or (k and x.max() >= k):
+                problems.append(f"codes: ids outside 0..{k - 1}")
+    return problems
+
+
+def _codes_written(reader: StoreReader, i: int) -> bool:
+    if reader.has("codes_done"):
+        return bool(reader.array("codes_done")[i])
+    return True
+
+
+def verify(url, progress: bool = True) -> VerifyReport:
+    reader = StoreReader(url)   # raises StoreError for wrong format/dataset/shape
+    report = VerifyReport(url=reader.url, failed=reader.failed())
+    mask = reader.complete_mask()
+    report.complete, report.incomplete = int(mask.sum()), int((~mask).sum())
+    fs, root = fsspec.core.url_to_fs(reader.url)
+    present = {}
+    for name in per_episode_arrays(reader):
+        base = f"{root.rstrip('/')}/{name}/"
+        try:
+            present[name] = {p[len(base):] for p in fs.find(base + "c")}
+        except FileNotFoundError:
+            present[name] = set()
+    for i in tqdm(np.flatnonzero(mask), desc="verify", unit="ep", disable=not progress):
+        problems = check_episode(reader, int(i), present)
+        if problems:
+            report.bad[int(i)] = problems
+    return report
