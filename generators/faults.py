@@ -1,7 +1,8 @@
 """Fault injection for the reliability suite, off unless TECO_FAULTS is set in a worker's environment.
 
-TECO_FAULTS="kill:5,raise:7,hang:9" makes the worker running episode 5 SIGKILL itself halfway through
-its first attempt, episode 7 raise on every attempt, episode 9 hang on every attempt. These are real
+TECO_FAULTS="kill:5,raise:7,hang:9,delay:0.2" makes the worker running episode 5 SIGKILL itself on its
+first attempt (after simulating, before writing), episode 7 raise on every attempt, episode 9 hang on
+every attempt, and every episode take 0.2 s longer (so a test can interrupt a run midway). Real
 faults (a real SIGKILL of the Ray worker process), placed deterministically so tests can check the
 outcome byte for byte.
 """
@@ -17,8 +18,17 @@ def planned(kind: str, index: int) -> bool:
     return any(p.strip() == f"{kind}:{index}" for p in spec.split(",") if p.strip())
 
 
+def delay() -> float:
+    for p in os.environ.get("TECO_FAULTS", "").split(","):
+        if p.strip().startswith("delay:"):
+            return float(p.split(":", 1)[1])
+    return 0.0
+
+
 def inject(index: int, attempt: int) -> None:
-    """Called by the worker halfway through generating episode `index`."""
+    """Called by the worker between simulating episode `index` and writing it."""
+    if delay():
+        time.sleep(delay())
     if planned("kill", index) and attempt == 0:
         os.kill(os.getpid(), signal.SIGKILL)
     if planned("raise", index):

@@ -15,6 +15,7 @@ import ray
 from tqdm import tqdm
 
 from storage import StoreWriter
+from storage.store import check_parent
 
 from . import faults
 from .backend import pick_backend
@@ -164,6 +165,7 @@ def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
     cfg = spec.store_config(params, backend, opts.episodes, opts.seed)
     report = RunReport(store=opts.out, backend=backend, requested=opts.episodes)
     t0 = time.time()
+    check_parent(opts.out)
     with StoreLock(str(opts.out)) as lock:
         writer = StoreWriter.create(opts.out, cfg)
         complete = writer.complete_mask()[: opts.episodes]
@@ -251,6 +253,4 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                 last_beat = time.time()
     finally:
         bar.close()
-        for ref in inflight:
-            ray.cancel(ref, force=True)
-        pool.shutdown()
+        pool.shutdown()   # kills in-flight episodes too; they were never marked complete

@@ -91,3 +91,10 @@ class SyntheticSpec(DatasetSpec):
 
 
 SPEC = SyntheticSpec()
+
+
+if __name__ == "__main__":   # python -m generators.synthetic --episodes 8 --out /tmp/s.zarr
+    import sys
+
+    from .cli import run_cli
+    sys.exit(run_cli(SPEC))

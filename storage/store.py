@@ -30,6 +30,15 @@ def exists(url: str) -> bool:
     return fs.exists(path.rstrip("/") + "/zarr.json")
 
 
+def check_parent(url: str) -> None:
+    """A local store's parent folder must exist: creating folders from a typo'd path loses data silently."""
+    url = normalise(url)
+    if not is_url(url):
+        parent = os.path.dirname(url)
+        if parent and not os.path.isdir(parent):
+            raise FileNotFoundError(f"cannot create store {url}: folder {parent} does not exist")
+
+
 def open_group(url: str, mode: str) -> zarr.Group:
     url = normalise(url)
     if mode == "r" and not exists(url):

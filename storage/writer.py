@@ -63,11 +63,9 @@ class StoreWriter:
             if config.episodes > old.episodes:
                 w._grow(config.episodes)
             return w
+        _store.check_parent(url)
         if not _store.is_url(url):
             import os
-            parent = os.path.dirname(url)
-            if parent and not os.path.isdir(parent):
-                raise FileNotFoundError(f"cannot create store {url}: folder {parent} does not exist")
             if os.path.exists(url) and os.listdir(url):
                 raise StoreError(f"{url} exists and is not an episode store; refusing to write into it")
         group = zarr.open_group(url, mode="w-", zarr_format=3)

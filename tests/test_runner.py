@@ -1,0 +1,168 @@
+"""The shared Ray runner: determinism, resume, faults, locking (synthetic dataset: no simulator cost)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import subprocess_env
+from generators.lock import StoreLock
+from generators.runner import EpisodeQueue, RunOptions, generate
+from generators.synthetic import SPEC
+from storage import StoreReader, StoreWriter
+from storage.verify import verify
+
+PARAMS = {"length": 20, "resolution": 16, "pose_units": "pixels"}
+
+
+def run(url, n, **kw):
+    return generate(SPEC, PARAMS, RunOptions(out=str(url), episodes=n, progress=False, **kw))
+
+
+def same_bytes(a, b, n):
+    ra, rb = StoreReader(a), StoreReader(b)
+    return all(np.array_equal(ra.read(f, i), rb.read(f, i)) for i in range(n) for f in ("video", "actions", "pose", "seed"))
+
+
+@pytest.fixture(scope="module")
+def reference(ray_cluster, tmp_path_factory):
+    url = tmp_path_factory.mktemp("ref") / "ref.zarr"
+    rep = run(url, 6, workers=1)
+    assert rep.generated == 6 and not rep.failed
+    return url
+
+
+def test_deterministic_across_worker_counts(reference, tmp_path):
+    rep = run(tmp_path / "w2.zarr", 6, workers=2)
+    assert rep.workers == 2 and rep.generated == 6
+    assert same_bytes(reference, tmp_path / "w2.zarr", 6)
+    assert verify(str(tmp_path / "w2.zarr"), progress=False).ok
+
+
+def test_different_seed_differs(reference, tmp_path):
+    run(tmp_path / "s1.zarr", 2, seed=1)
+    assert not np.array_equal(StoreReader(reference).read("video", 0), StoreReader(tmp_path / "s1.zarr").read("video", 0))
+
+
+def test_resume_regenerates_only_incomplete(reference, tmp_path):
+    url = tmp_path / "r.zarr"
+    run(url, 6, workers=2)
+    w = StoreWriter.open(str(url))
+    w.set_complete(3, False)
+    w.write_field("video", 3, np.zeros_like(StoreReader(url).read("video", 3)))   # a half-written leftover
+    rep = run(url, 6)
+    assert rep.generated == 1 and rep.already_complete == 5
+    assert same_bytes(reference, url, 6)
+    assert run(url, 6).generated == 0
+
+
+def test_growing_a_store_keeps_old_episodes(reference, tmp_path):
+    url = tmp_path / "g.zarr"
+    run(url, 3)
+    rep = run(url, 6)
+    assert rep.generated == 3 and same_bytes(reference, url, 6)
+
+
+def test_killed_worker_is_replaced(reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("TECO_FAULTS", "kill:2")
+    url = tmp_path / "k.zarr"
+    rep = run(url, 6, workers=2)
+    assert rep.retried >= 1 and not rep.failed and rep.generated == 6
+    assert same_bytes(reference, url, 6)
+    assert verify(str(url), progress=False).ok
+
+
+def test_raising_episode_is_retried_then_reported(reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("TECO_FAULTS", "raise:1")
+    url = tmp_path / "f.zarr"
+    rep = run(url, 4, workers=2, max_retries=1)
+    assert list(rep.failed) == [1] and "injected simulator fault" in rep.failed[1]
+    assert rep.retried == 1
+    r = StoreReader(url)
+    assert r.complete_indices().tolist() == [0, 2, 3]
+    assert "1" in r.failed() and verify(str(url), progress=False).ok
+    monkeypatch.delenv("TECO_FAULTS")
+    rep = run(url, 4)   # the fault is gone: a rerun completes it and clears the report
+    assert rep.generated == 1 and StoreReader(url).failed() == {}
+    assert same_bytes(reference, url, 4)
+
+
+def test_hanging_episode_times_out(tmp_path, ray_cluster, monkeypatch):
+    monkeypatch.setenv("TECO_FAULTS", "hang:0")
+    url = tmp_path / "h.zarr"
+    rep = run(url, 3, workers=2, max_retries=0, episode_timeout=6)
+    assert list(rep.failed) == [0] and "timed out" in rep.failed[0]
+    assert StoreReader(url).complete_indices().tolist() == [1, 2]
+
+
+def test_lock_refuses_a_second_run_and_breaks_stale_ones(tmp_path, ray_cluster):
+    url = str(tmp_path / "l.zarr")
+    with StoreLock(url):
+        with pytest.raises(FileExistsError, match="another generation run"):
+            run(url, 2)
+    # a lock left by a crashed process (dead pid on this host) is taken over
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with open(url + ".lock", "w") as f:
+        f.write('{"host": "%s", "pid": %d, "heartbeat": 0}' % (os.uname().nodename, dead.pid))
+    assert run(url, 2).generated == 2
+    assert not os.path.exists(url + ".lock")
+
+
+def test_episode_queue_prefers_group():
+    q = EpisodeQueue({0: "a", 1: "b", 2: "a", 3: "b", 4: "a"})
+    assert q.pop("b") == 1 and q.pop("b") == 3 and q.pop("b") == 0
+    q.push_front(3)
+    assert q.pop(None) == 3 and q.pop("a") == 2 and q.pop("zzz") == 4 and not q
+
+
+def cli(args, ray_home, **env):
+    return [sys.executable, "-m", "generators.synthetic", *args], subprocess_env(ray_home, **env)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["int", "kill"])
+def test_interrupted_driver_resumes(reference, tmp_path, ray_home, sig):
+    """SIGINT (then SIGKILL if it lingers) or straight SIGKILL of the driver; the rerun finishes the job."""
+    url = str(tmp_path / "d.zarr")
+    args = ["--episodes", "6", "--out", url, "--length", "20", "--resolution", "16", "--workers", "1", "--no-progress"]
+    cmd, env = cli(args, ray_home, TECO_FAULTS="delay:1.0")
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if StoreReader(url).complete_mask().sum() >= 2:
+                break
+        except Exception:
+            pass
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT if sig == "int" else signal.SIGKILL)
+    try:
+        p.wait(20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    done = int(StoreReader(url).complete_mask().sum())
+    assert 2 <= done < 6
+    if sig == "int":
+        assert p.returncode == 130 and b"rerun the same command to resume" in p.stderr.read()
+    cmd, env = cli(args, ray_home)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert f"{6 - done} generated now" in out.stdout
+    assert same_bytes(reference, url, 6)
+    assert verify(url, progress=False).ok
+
+
+def test_cli_bad_input_is_one_line(tmp_path, ray_home):
+    for args, msg in [(["--episodes", "0", "--out", str(tmp_path / "x.zarr")], "--episodes must be positive"),
+                      (["--episodes", "2", "--out", str(tmp_path / "x.zarr"), "--backend", "warp"], "unknown backend"),
+                      (["--episodes", "2", "--out", str(tmp_path / "no/such/dir/x.zarr")], "does not exist")]:
+        cmd, env = cli(args, ray_home)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2, out.stderr
+        assert msg in out.stderr and "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+    assert not os.path.exists(tmp_path / "x.zarr")
