@@ -15,7 +15,7 @@ import ray
 from tqdm import tqdm
 
 from storage import StoreWriter
-from storage.store import check_parent
+from storage.store import make_parent
 
 from . import faults
 from .backend import pick_backend
@@ -35,6 +35,7 @@ class RunOptions:
     workers: int | None = None          # default: every CPU of the (local or joined) cluster
     address: str | None = None          # join an existing Ray cluster instead of starting one
     max_retries: int = 3                # attempts per episode = 1 + max_retries
+    compression_level: int | None = None   # zstd level of new stores (None: StoreConfig's default)
     episode_timeout: float | None = None
     progress: bool = True
     ray_init: dict[str, Any] = field(default_factory=dict)   # extra ray.init kwargs (tests: _temp_dir)
@@ -52,10 +53,18 @@ class RunReport:
     workers: int = 0
     seconds: float = 0.0
     frames: int = 0
+    first_done: float | None = None      # wall time of the first and last finished episode: the rate
+    last_done: float | None = None       # between them excludes cluster start-up and JIT warm-up
+    frames_after_first: int = 0
 
     @property
     def frames_per_s(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def steady_frames_per_s(self) -> float:
+        span = (self.last_done or 0) - (self.first_done or 0)
+        return self.frames_after_first / span if span > 0 else 0.0
 
 
 class SimWorker:
@@ -163,9 +172,13 @@ def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
     if backend != "embedded":
         log.warning("using the real simulator backend '%s'", backend)
     cfg = spec.store_config(params, backend, opts.episodes, opts.seed)
+    if opts.compression_level is not None:
+        if not 1 <= opts.compression_level <= 22:
+            raise ValueError(f"--compression-level must be within 1..22, got {opts.compression_level}")
+        cfg.compression_level = opts.compression_level
     report = RunReport(store=opts.out, backend=backend, requested=opts.episodes)
     t0 = time.time()
-    check_parent(opts.out)
+    make_parent(opts.out)
     with StoreLock(str(opts.out)) as lock:
         writer = StoreWriter.create(opts.out, cfg)
         complete = writer.complete_mask()[: opts.episodes]
@@ -236,6 +249,12 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                         writer.record_failed(idx, None)
                     report.generated += 1
                     report.frames += frames
+                    now = time.time()
+                    if report.first_done is None:
+                        report.first_done = now
+                    else:
+                        report.frames_after_first += frames
+                    report.last_done = now
                     bar.update(1)
                     bar.set_postfix(fps=f"{report.frames / max(bar.format_dict['elapsed'], 1e-9):.0f}",
                                     failed=len(report.failed), refresh=False)

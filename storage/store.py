@@ -30,13 +30,18 @@ def exists(url: str) -> bool:
     return fs.exists(path.rstrip("/") + "/zarr.json")
 
 
-def check_parent(url: str) -> None:
-    """A local store's parent folder must exist: creating folders from a typo'd path loses data silently."""
+def make_parent(url: str) -> None:
+    """Make a new local store's parent folders (like mkdir -p); a file in the way is a clear error."""
     url = normalise(url)
-    if not is_url(url):
-        parent = os.path.dirname(url)
-        if parent and not os.path.isdir(parent):
-            raise FileNotFoundError(f"cannot create store {url}: folder {parent} does not exist")
+    if is_url(url):
+        return
+    parent = os.path.dirname(url)
+    probe = parent
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if probe and not os.path.isdir(probe):
+        raise NotADirectoryError(f"cannot create store {url}: {probe} is a file, not a folder")
+    os.makedirs(parent, exist_ok=True)
 
 
 def open_group(url: str, mode: str) -> zarr.Group:

@@ -63,7 +63,7 @@ class StoreWriter:
             if config.episodes > old.episodes:
                 w._grow(config.episodes)
             return w
-        _store.check_parent(url)
+        _store.make_parent(url)
         if not _store.is_url(url):
             import os
             if os.path.exists(url) and os.listdir(url):
@@ -138,6 +138,8 @@ class StoreWriter:
             raise StoreError(f"episode {i}: per-episode fields {sorted(episode_fields)} do not match the "
                              f"store's {sorted(c.episode_fields)}")
         self.set_complete(i, False)   # rewriting a complete episode makes it incomplete until done
+        if "codes" in self.group:     # codes of the old frames would be stale: back to "not encoded"
+            self.array("codes")[i] = -1
         self.array("video")[i] = video
         self.array("actions")[i] = actions.astype(np.int32)
         self.array("pose")[i] = pose

@@ -158,9 +158,12 @@ def test_interrupted_driver_resumes(reference, tmp_path, ray_home, sig):
 
 
 def test_cli_bad_input_is_one_line(tmp_path, ray_home):
+    (tmp_path / "afile").write_text("x")
     for args, msg in [(["--episodes", "0", "--out", str(tmp_path / "x.zarr")], "--episodes must be positive"),
                       (["--episodes", "2", "--out", str(tmp_path / "x.zarr"), "--backend", "warp"], "unknown backend"),
-                      (["--episodes", "2", "--out", str(tmp_path / "no/such/dir/x.zarr")], "does not exist")]:
+                      (["--episodes", "2", "--out", str(tmp_path / "afile/x.zarr")], "is a file, not a folder"),
+                      (["--episodes", "-3", "--out", str(tmp_path / "x.zarr")], "--episodes must be positive"),
+                      (["--episodes", "2", "--out", str(tmp_path / "x.zarr"), "--workers", "0"], "--workers must be positive")]:
         cmd, env = cli(args, ray_home)
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 2, out.stderr

@@ -98,8 +98,10 @@ def test_refuses_foreign_directory_and_missing_paths(tmp_path):
         StoreWriter.create(str(d), make_cfg())
     with pytest.raises(StoreError, match="does not exist"):
         StoreReader(str(tmp_path / "missing.zarr"))
-    with pytest.raises(FileNotFoundError):
-        StoreWriter.create(str(tmp_path / "no" / "parent.zarr"), make_cfg())
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        StoreWriter.create(str(tmp_path / "afile" / "sub" / "s.zarr"), make_cfg())
+    StoreWriter.create(str(tmp_path / "new" / "parent" / "s.zarr"), make_cfg())   # parents are made
 
 
 def test_wrong_shapes_rejected(tmp_path):
@@ -297,3 +299,19 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
     assert store_cli(["preview", str(tmp_path / "nope.zarr"), "--out", "x.gif"]) == 2
+
+
+def test_short_episodes_and_stale_codes(tmp_path):
+    """T shorter than a chunk works; rewriting an episode's frames drops its now-stale codes."""
+    url = str(tmp_path / "s.zarr")
+    w = StoreWriter.create(url, make_cfg(2, length=8))
+    for i in range(2):
+        w.write_episode(i, structured_frames(8, H, W, i), np.zeros(8, int), np.zeros((8, 4)))
+        w.mark_complete(i, i)
+    w.ensure_codes(grid=4, vqgan_hash="abc", codebook_size=8)
+    w.write_field("codes", 0, np.ones((8, 4, 4), np.int16))
+    assert (StoreReader(url).read("codes", 0) == 1).all()
+    w.write_episode(0, structured_frames(8, H, W, 5), np.zeros(8, int), np.zeros((8, 4)))
+    assert (StoreReader(url).read("codes", 0) == -1).all()
+    with pytest.raises(StoreError, match="already holds codes"):
+        w.ensure_codes(grid=4, vqgan_hash="other", codebook_size=8)

@@ -1,0 +1,141 @@
+"""Generation speed: the bare embedded simulator vs the toolkit end to end (Ray workers + store).
+
+    python bench/generate.py [--datasets dmlab,minecraft,habitat] [--episodes 16] [--no-memory-maze]
+
+Per dataset, in one run and one process:
+  bare      the embedded backend stepping the dataset's own policy, no Ray, no storage (frames/s)
+  e2e_1w    gen-* end to end with 1 worker, steady state (from the first finished episode to the last,
+            so cluster start-up and JIT warm-up are excluded; the full wall time is printed too)
+  e2e_2w    the same with 2 workers (DMLab)
+  memory-maze 9x9 at 64x64 with random actions, a pip-installable MuJoCo maze, for comparison (DMLab)
+Goals (issue): dmlab e2e_1w/bare >= 0.8, e2e_2w/e2e_1w >= 1.7 on 2 cores, e2e_1w/memory_maze >= 3;
+minecraft and habitat e2e_1w/bare >= 0.8.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+
+from common import finish, table
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def default_params(spec, extra: list[str]):
+    p = argparse.ArgumentParser()
+    spec.add_args(p)
+    return spec.params(p.parse_args(extra))
+
+
+def bare_fps(spec, params, episodes: int) -> tuple[float, float]:
+    """(frames/s, seconds of the first episode: construction, JIT and scene load included)."""
+    t0 = time.perf_counter()
+    backend = spec.make_backend("embedded", params)
+    spec.episode(backend, 0, 0, params)
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frames = sum(len(spec.episode(backend, i, 0, params).video) for i in range(1, episodes + 1))
+    fps = frames / (time.perf_counter() - t0)
+    backend.close()
+    return fps, warm
+
+
+def e2e(spec, params, episodes: int, workers: int, tmp: str):
+    from generators.runner import RunOptions, generate
+    out = os.path.join(tmp, f"{spec.name}_{workers}w.zarr")
+    rep = generate(spec, params, RunOptions(out=out, episodes=episodes, workers=workers, progress=False))
+    assert not rep.failed, rep.failed
+    shutil.rmtree(out, ignore_errors=True)
+    return rep
+
+
+def memory_maze_fps(steps: int) -> float:
+    import numpy as np
+    from memory_maze import tasks
+    env = tasks.memory_maze_9x9(image_only_obs=True, camera_resolution=64)
+    env.reset()
+    n = env.action_spec().num_values
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        if env.step(int(rng.integers(n))).last():
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", default="dmlab,minecraft,habitat")
+    ap.add_argument("--episodes", type=int, default=16, help="episodes per end-to-end measurement")
+    ap.add_argument("--bare-episodes", type=int, default=4)
+    ap.add_argument("--no-memory-maze", action="store_true")
+    ap.add_argument("--memory-maze-steps", type=int, default=300)
+    args = ap.parse_args()
+    import ray
+    tmp = tempfile.mkdtemp(prefix="bench_gen")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    fig, rows = {}, []
+    try:
+        for name in args.datasets.split(","):
+            if name == "dmlab":
+                from generators.dmlab.spec import SPEC
+                params = default_params(SPEC, [])
+            elif name == "minecraft":
+                from generators.minecraft.spec import SPEC
+                params = default_params(SPEC, [])
+            elif name == "habitat":
+                from generators.habitat.scenes import main as make_scenes
+                from generators.habitat.spec import SPEC
+                scenes = os.path.join(tmp, "scenes")
+                make_scenes(["--out", scenes, "--count", "2", "--seed", "0"])
+                params = default_params(SPEC, ["--scenes", scenes])
+            else:
+                raise SystemExit(f"unknown dataset {name}")
+            bare, warm = bare_fps(SPEC, params, args.bare_episodes)
+            fig[f"{name}_bare_fps"] = bare
+            fig[f"{name}_first_episode_s"] = warm
+            if name == "habitat":
+                be = SPEC.make_backend("embedded", params)
+                t0 = time.perf_counter()
+                be.load_scene(1)
+                fig["habitat_scene_load_s"] = time.perf_counter() - t0
+                be.close()
+            r1 = e2e(SPEC, params, args.episodes, 1, tmp)
+            fig[f"{name}_e2e_1w_fps"] = r1.steady_frames_per_s
+            fig[f"{name}_e2e_1w_wall_fps"] = r1.frames_per_s
+            fig[f"{name}_e2e_1w_over_bare"] = r1.steady_frames_per_s / bare
+            rows += [(name, "bare backend + policy", bare, ""),
+                     (name, "gen end to end, 1 worker", r1.steady_frames_per_s,
+                      f"{fig[f'{name}_e2e_1w_over_bare']:.2f}x bare (goal >= 0.8); wall incl. start-up {r1.frames_per_s:.0f}/s")]
+            if name == "dmlab":
+                r2 = e2e(SPEC, params, args.episodes, 2, tmp)
+                fig["dmlab_e2e_2w_fps"] = r2.steady_frames_per_s
+                fig["dmlab_e2e_2w_over_1w"] = r2.steady_frames_per_s / r1.steady_frames_per_s
+                rows.append((name, "gen end to end, 2 workers", r2.steady_frames_per_s,
+                             f"{fig['dmlab_e2e_2w_over_1w']:.2f}x 1 worker (goal >= 1.7)"))
+                if not args.no_memory_maze:
+                    try:
+                        mm = memory_maze_fps(args.memory_maze_steps)
+                    except ImportError as e:
+                        print(f"memory-maze not installed ({e}); pip install -e '.[bench]'")
+                    else:
+                        fig["memory_maze_fps"] = mm
+                        fig["dmlab_e2e_1w_over_memory_maze"] = r1.steady_frames_per_s / mm
+                        rows.append(("memory-maze", "9x9, 64x64, random actions", mm, ""))
+                        rows.append((name, "gen 1 worker vs memory-maze", r1.steady_frames_per_s,
+                                     f"{fig['dmlab_e2e_1w_over_memory_maze']:.1f}x (goal >= 3)"))
+            if name == "habitat":
+                rows.append((name, "scene load (mesh + nav grid + GPU upload)", fig["habitat_scene_load_s"], "seconds"))
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"cores: {os.cpu_count()}; episodes per end-to-end run: {args.episodes}")
+    print(table(rows, ("dataset", "what", "frames/s", "ratio")))
+    finish(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The real DeepMind Lab backend: the `deepmind_lab` Python module (built from github.com/deepmind/lab
+with Bazel) running `demos/random_maze`, as the paper's collection script did.
+
+It follows the module's documented API (docs/users/python_api.md, python/dmlab_module.c):
+`Lab(level, observations, config={'width', 'height', 'fps', ...}, renderer=...)`, `reset(seed=...)`,
+`step(np.intc (7,) action, num_steps=4)`, `observations()` with RGB_INTERLEAVED, DEBUG.POS.TRANS
+(x, y, z in game units), DEBUG.POS.ROT (pitch, yaw, roll in degrees) and DEBUG.MAZE.LAYOUT (the
+text maze, parsed once per episode).
+
+Determinism: for one seed DMLab rebuilds the same maze, spawn and motion (the level draws from the
+seeded `random`, the engine runs at a fixed frame time), so a fixed build replays an episode
+exactly. Pixels are only identical for the same DMLab build, level script and renderer: the software
+(OSMesa) and hardware (EGL) renderers, GPU drivers and Mesa versions rasterise differently. The
+store records "deepmind_lab-<module version>:<level>"; compare stores made on the same build.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..rollout import EpisodeDiscarded
+from .maze import MazeLayout, parse_layout
+from .protocol import ACTION_NAMES, DMLAB_ACTION_NAMES, MAX_LOOK_PIXELS, action_vector
+
+OBSERVATIONS = ("RGB_INTERLEAVED", "DEBUG.POS.TRANS", "DEBUG.POS.ROT", "DEBUG.MAZE.LAYOUT")
+DEFAULT_LEVEL = "demos/random_maze"
+# Levels whose maze size is fixed in the level script: interior cells (grid minus the outer wall).
+# demos/random_maze hard-codes rows, cols = 15, 15.
+FIXED_MAZE_LEVELS = {"demos/random_maze": 13}
+# Other levels get the grid size (outer wall included) as level settings, which DMLab hands to the
+# level's api:init(params) (e.g. a copy of random_maze.lua that reads params.mazeHeight).
+MAZE_SIZE_SETTINGS = ("mazeHeight", "mazeWidth")
+
+
+@dataclass(frozen=True)
+class RealConfig:
+    level: str = DEFAULT_LEVEL
+    resolution: int = 64
+    fps: float = 30
+    look_rate: int = 20
+    action_repeat: int = 4
+    maze_size: int = 13
+    renderer: str = "software"      # "software" (OSMesa) or "hardware" (EGL/GLX), as deepmind_lab.Lab takes
+
+    @classmethod
+    def from_params(cls, p: dict) -> "RealConfig":
+        return cls(level=str(p["level"]), resolution=int(p["resolution"]), fps=float(p["fps"]),
+                   look_rate=int(p["look_rate"]), action_repeat=int(p["action_repeat"]),
+                   maze_size=int(p["maze_size"]), renderer=str(p.get("renderer", "software")))
+
+
+def dmlab_seed(seed: int) -> int:
+    """Our 63-bit episode seed -> the non-negative C int that Lab.reset(seed=) takes."""
+    return int(seed) & 0x7FFFFFFF
+
+
+def lab_settings(cfg: RealConfig) -> dict[str, str]:
+    """The `config` dict for deepmind_lab.Lab: every value a string, as the module requires."""
+    fps = int(cfg.fps) if float(cfg.fps).is_integer() else cfg.fps
+    settings = {"width": str(cfg.resolution), "height": str(cfg.resolution), "fps": str(fps)}
+    if cfg.level not in FIXED_MAZE_LEVELS:
+        for key in MAZE_SIZE_SETTINGS:
+            settings[key] = str(cfg.maze_size + 2)
+    return settings
+
+
+def backend_version(level: str) -> str:
+    import deepmind_lab
+    return f"deepmind_lab-{deepmind_lab.version()}:{level}"
+
+
+class DeepMindLabBackend:
+    name = "deepmind_lab"
+
+    def __init__(self, cfg: RealConfig = RealConfig()):
+        import deepmind_lab
+
+        if not 0 < cfg.look_rate <= MAX_LOOK_PIXELS:
+            raise ValueError(f"look rate must be in 1..{MAX_LOOK_PIXELS} pixels per frame, got {cfg.look_rate}")
+        self.cfg = cfg
+        self.version = backend_version(cfg.level)
+        self.env = deepmind_lab.Lab(cfg.level, list(OBSERVATIONS), config=lab_settings(cfg), renderer=cfg.renderer)
+        self._check_specs()
+        self.actions = [action_vector(a, cfg.look_rate) for a in range(len(ACTION_NAMES))]
+        self._layout: MazeLayout | None = None
+
+    def _check_specs(self) -> None:
+        """Fail early if this build's action or observation layout is not the one the protocol assumes."""
+        names = [a["name"] for a in self.env.action_spec()]
+        if names[:len(DMLAB_ACTION_NAMES)] != DMLAB_ACTION_NAMES:
+            raise RuntimeError(f"unexpected deepmind_lab action layout {names}")
+        shapes = {o["name"]: tuple(o["shape"]) for o in self.env.observation_spec()}
+        want = (self.cfg.resolution, self.cfg.resolution, 3)
+        if shapes.get("RGB_INTERLEAVED") != want:
+            raise RuntimeError(f"deepmind_lab RGB_INTERLEAVED is {shapes.get('RGB_INTERLEAVED')}, expected {want}")
+
+    def _read(self) -> None:
+        obs = self.env.observations()
+        self._frame = np.array(obs["RGB_INTERLEAVED"], dtype=np.uint8, copy=True)      # (H, W, 3)
+        trans, rot = np.asarray(obs["DEBUG.POS.TRANS"]), np.asarray(obs["DEBUG.POS.ROT"])
+        self._pose = np.array([trans[0], trans[1], trans[2], rot[1]], np.float32)
+        self._layout_text = obs["DEBUG.MAZE.LAYOUT"]
+
+    def reset(self, seed: int, **episode) -> np.ndarray:
+        if episode:
+            raise ValueError(f"the deepmind_lab backend takes no episode arguments, got {sorted(episode)}")
+        self.env.reset(seed=dmlab_seed(seed))
+        self._read()
+        self._layout = parse_layout(self._layout_text)     # the maze is fixed for the episode
+        want = self.cfg.maze_size + 2
+        if self._layout.walls.shape != (want, want):
+            raise ValueError(f"level {self.cfg.level} built a {self._layout.rows}x{self._layout.cols} maze but "
+                             f"maze size {self.cfg.maze_size} needs {want}x{want}: the level ignores "
+                             f"the {'/'.join(MAZE_SIZE_SETTINGS)} settings")
+        return self._frame.copy()
+
+    def step(self, action: int) -> np.ndarray:
+        if not 0 <= action < len(self.actions):
+            raise ValueError(f"action must be in 0..{len(self.actions) - 1}, got {action}")
+        if not self.env.is_running():
+            raise EpisodeDiscarded("deepmind_lab episode is not running (reset first, or the level timed out)")
+        self.env.step(self.actions[action], num_steps=self.cfg.action_repeat)
+        if not self.env.is_running():
+            raise EpisodeDiscarded(f"deepmind_lab level {self.cfg.level} ended the episode early")
+        self._read()
+        return self._frame.copy()
+
+    def pose(self) -> np.ndarray:
+        """float32 [x, y, z, yaw_deg] from DEBUG.POS.TRANS and DEBUG.POS.ROT."""
+        return self._pose.copy()
+
+    def layout(self) -> MazeLayout:
+        if self._layout is None:
+            raise RuntimeError("layout() before reset()")
+        return self._layout
+
+    def close(self) -> None:
+        self.env.close()

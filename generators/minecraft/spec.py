@@ -1,0 +1,93 @@
+"""Minecraft-200k for the shared runner and CLI: flags, parameters, store layout, backends, episodes."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from storage.schema import StoreConfig
+
+from generators.backend import Backend
+from generators.rollout import Episode
+from generators.spec import DatasetSpec
+
+from . import protocol as P
+
+SWAMP_BIOMES = (6, 134)     # swampland and its hills variant: the only biomes the embedded world draws
+
+
+class MinecraftSpec(DatasetSpec):
+    name = "minecraft"
+    real_backend = "minerl"
+    real_module = "minerl"
+    install_hint = ("Install it with `pip install minerl==0.4.4` (needs a Java 8 JDK on PATH/JAVA_HOME, e.g. "
+                    "`apt-get install openjdk-8-jdk`; the first import builds Minecraft 1.11.2 with Malmo, "
+                    "which downloads from the internet) or run with --backend embedded.")
+    default_episodes = 200000
+
+    def add_args(self, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("minecraft")
+        g.add_argument("--length", type=int, default=P.LENGTH, help="frames per episode")
+        g.add_argument("--resolution", type=int, default=P.RESOLUTION, help="frame height = width in pixels")
+        g.add_argument("--prob-forward", type=float, default=P.PROB_FORWARD,
+                       help="probability of forward+jump at each re-sample (else left/right, half each)")
+        g.add_argument("--action-repeat", type=int, default=P.ACTION_REPEAT, help="steps between action re-samples")
+        g.add_argument("--max-consec-forward", type=int, default=P.MAX_CONSEC_FORWARD,
+                       help="forward steps in a row before a turn is forced (0: no cap)")
+        g.add_argument("--biome-id", type=int, default=P.SWAMP_BIOME_ID,
+                       help="Minecraft biome id of the world (6: swampland); the embedded world is always swamp")
+        g.add_argument("--max-attempts", type=int, default=P.MAX_ATTEMPTS,
+                       help="seeds tried per episode when the simulator ends episodes early")
+
+    def params(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"length": args.length, "resolution": args.resolution, "prob_forward": args.prob_forward,
+                "action_repeat": args.action_repeat, "max_consec_forward": args.max_consec_forward,
+                "turn_degrees": P.TURN_DEGREES, "biome_id": args.biome_id, "max_attempts": args.max_attempts,
+                "pose_units": P.POSE_UNITS}
+
+    def validate(self, params: dict[str, Any], backend: str) -> None:
+        if params["length"] <= 0:
+            raise ValueError(f"--length must be positive, got {params['length']}")
+        if not 8 <= params["resolution"] <= 1024:
+            raise ValueError(f"--resolution must be in [8, 1024], got {params['resolution']}")
+        if not 0.0 <= params["prob_forward"] <= 1.0:
+            raise ValueError(f"--prob-forward must be in [0, 1], got {params['prob_forward']}")
+        if params["action_repeat"] < 1:
+            raise ValueError(f"--action-repeat must be at least 1, got {params['action_repeat']}")
+        if params["max_consec_forward"] < 0:
+            raise ValueError(f"--max-consec-forward must be >= 0, got {params['max_consec_forward']}")
+        if params["max_attempts"] < 1:
+            raise ValueError(f"--max-attempts must be at least 1, got {params['max_attempts']}")
+        if backend == "embedded" and params["biome_id"] not in SWAMP_BIOMES:
+            raise ValueError(f"the embedded world is a swamp: --biome-id must be one of {SWAMP_BIOMES} "
+                             f"(got {params['biome_id']}); other biomes need --backend minerl")
+
+    def store_config(self, params: dict[str, Any], backend: str, episodes: int, seed: int) -> StoreConfig:
+        r = params["resolution"]
+        return StoreConfig(dataset=self.name, episodes=episodes, length=params["length"], height=r, width=r,
+                           action_names=list(P.ACTION_NAMES), pose_names=list(P.POSE_NAMES), backend=backend,
+                           backend_version=backend_version(backend), seed=seed, params=dict(params),
+                           chunk_frames=min(25, params["length"]))
+
+    def make_backend(self, backend: str, params: dict[str, Any]) -> Backend:
+        r = params["resolution"]
+        if backend == "embedded":
+            from .embedded import EmbeddedMinecraft
+            return EmbeddedMinecraft(r, r, turn_degrees=params["turn_degrees"])
+        if backend == self.real_backend:
+            from .real import MineRLBackend
+            return MineRLBackend(r, params["biome_id"], turn_degrees=params["turn_degrees"])
+        raise ValueError(f"unknown backend '{backend}': choose embedded or {self.real_backend}")
+
+    def episode(self, backend: Backend, index: int, base_seed: int, params: dict[str, Any]) -> Episode:
+        return P.collect(backend, index, base_seed, params, done=lambda: bool(getattr(backend, "done", False)))
+
+
+def backend_version(backend: str) -> str:
+    if backend == "embedded":
+        from .embedded import EMBEDDED_VERSION
+        return EMBEDDED_VERSION
+    from .real import real_version
+    return real_version()
+
+
+SPEC = MinecraftSpec()

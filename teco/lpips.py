@@ -1,0 +1,159 @@
+"""LPIPS perceptual distance (Zhang et al. 2018) from a local weights file; never downloads.
+
+The VGG16 / AlexNet feature stacks are written out in plain torch with torchvision's layer indices,
+so these state-dict layouts load by key mapping (any prefix, e.g. `module.` or `loss.perceptual_loss.`):
+
+* a saved `lpips.LPIPS(net=...)` module (lpips package) or taming-transformers' `LPIPS` module:
+  `net.slice{1-5}.{i}.weight|bias` + `lin{0-4}.model.{0|1}.weight` (or `lins.{k}.model...`);
+* torchvision backbone keys `features.{i}.weight|bias` (vgg16-397923af.pth, alexnet-owt-7be5be79.pth)
+  together with the lin heads, either merged into one file or as two files: the lpips package's
+  `lpips/weights/v0.1/{vgg,alex}.pth` (heads only) plus `backbone=` the torchvision file.
+
+The network (vgg or alex) is inferred from the first conv's kernel size or the heads' widths.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+import torch.nn as nn
+
+# (layer spec, slice ends): "C out k s p" conv + ReLU, "M k s" max-pool; indices match torchvision
+NETS = {
+    "vgg": {
+        "layers": [("C", 64, 3, 1, 1), ("C", 64, 3, 1, 1), ("M", 2, 2),
+                   ("C", 128, 3, 1, 1), ("C", 128, 3, 1, 1), ("M", 2, 2),
+                   ("C", 256, 3, 1, 1), ("C", 256, 3, 1, 1), ("C", 256, 3, 1, 1), ("M", 2, 2),
+                   ("C", 512, 3, 1, 1), ("C", 512, 3, 1, 1), ("C", 512, 3, 1, 1), ("M", 2, 2),
+                   ("C", 512, 3, 1, 1), ("C", 512, 3, 1, 1), ("C", 512, 3, 1, 1)],
+        "slices": [4, 9, 16, 23, 30],             # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
+        "channels": [64, 128, 256, 512, 512],
+    },
+    "alex": {
+        "layers": [("C", 64, 11, 4, 2), ("M", 3, 2), ("C", 192, 5, 1, 2), ("M", 3, 2),
+                   ("C", 384, 3, 1, 1), ("C", 256, 3, 1, 1), ("C", 256, 3, 1, 1)],
+        "slices": [2, 5, 8, 10, 12],              # relu1 .. relu5
+        "channels": [64, 192, 384, 256, 256],
+    },
+}
+# LPIPS's input scaling: inputs in [-1, 1] mapped to ImageNet statistics
+SHIFT = (-0.030, -0.088, -0.188)
+SCALE = (0.458, 0.448, 0.450)
+
+
+def _features(net: str) -> nn.Sequential:
+    mods, ch = [], 3
+    for spec in NETS[net]["layers"]:
+        if spec[0] == "C":
+            _, out, k, s, p = spec
+            mods += [nn.Conv2d(ch, out, k, s, p), nn.ReLU()]
+            ch = out
+        else:
+            mods.append(nn.MaxPool2d(spec[1], spec[2]))
+    return nn.Sequential(*mods)
+
+
+class LPIPS(nn.Module):
+    """forward(x, y in [-1, 1] (B, 3, H, W)) -> (B,) distances. Frozen; gradients flow to the inputs."""
+
+    def __init__(self, net: str = "vgg"):
+        super().__init__()
+        if net not in NETS:
+            raise ValueError(f"unknown LPIPS network '{net}': choose vgg or alex")
+        self.net_name = net
+        self.features = _features(net)
+        self.slices = NETS[net]["slices"]
+        self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in NETS[net]["channels"])
+        self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "LPIPS":
+        return super().train(False)   # a fixed metric: never in training mode
+
+    def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out, start = [], 0
+        for end in self.slices:
+            for layer in self.features[start:end]:
+                x = layer(x)
+            out.append(x)
+            start = end
+        return out
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x, y = (x - self.shift) / self.scale, (y - self.shift) / self.scale
+        dist = 0.0
+        for lin, fx, fy in zip(self.lins, self._taps(x), self._taps(y)):
+            fx = fx / (fx.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)   # unit-normalise channels
+            fy = fy / (fy.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            dist = dist + lin((fx - fy) ** 2).mean((2, 3))              # (B, 1)
+        return dist[:, 0]
+
+    @classmethod
+    def from_file(cls, path, backbone=None, net: str | None = None) -> "LPIPS":
+        """Load from a local state-dict file (see module docstring); `backbone` is an optional second
+        file with torchvision `features.*` keys. Raises FileNotFoundError / ValueError on bad files."""
+        state = {}
+        for p in [path] + ([backbone] if backbone else []):
+            state.update(_load_state(p))
+        mapped = _map_keys(state)
+        net = net or _infer_net(mapped, path)
+        model = cls(net)
+        own = model.state_dict()
+        missing = [k for k in own if k not in mapped]
+        if missing:
+            what = "backbone (features.*)" if any(k.startswith("features") for k in missing) else "linear heads"
+            raise ValueError(f"LPIPS weights in {path} lack the {net} {what}: missing {missing[:3]}"
+                             + ("; pass the torchvision backbone file too" if what.startswith("backbone") else ""))
+        for k, v in own.items():
+            if mapped[k].shape != v.shape:
+                raise ValueError(f"LPIPS weights in {path}: {k} has shape {tuple(mapped[k].shape)}, "
+                                 f"{net} needs {tuple(v.shape)}")
+        model.load_state_dict({k: mapped[k] for k in own})
+        return model
+
+
+def _load_state(path) -> dict:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"LPIPS weights file {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"cannot read LPIPS weights {path}: {type(e).__name__}: {e}") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ValueError(f"LPIPS weights {path} are not a state dict")
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+_SLICE = re.compile(r"(?:^|\.)net\.slice[1-5]\.(\d+)\.(weight|bias)$")
+_FEAT = re.compile(r"(?:^|\.)features\.(\d+)\.(weight|bias)$")
+_LIN = re.compile(r"(?:^|\.)lin(?:s\.)?([0-4])\.model\.\d+\.weight$")
+
+
+def _map_keys(state: dict) -> dict:
+    """Any supported layout -> this module's keys (features.{i}.*, lins.{k}.weight)."""
+    out = {}
+    for k, v in state.items():
+        m = _SLICE.search(k) or _FEAT.search(k)
+        if m:
+            out[f"features.{m.group(1)}.{m.group(2)}"] = v
+            continue
+        m = _LIN.search(k)
+        if m:
+            out[f"lins.{m.group(1)}.weight"] = v
+    return out
+
+
+def _infer_net(mapped: dict, path) -> str:
+    w = mapped.get("features.0.weight")
+    if w is not None:
+        return "alex" if w.shape[-1] == 11 else "vgg"
+    for net, spec in NETS.items():
+        if all(mapped.get(f"lins.{i}.weight", torch.empty(0)).shape[1:2] == (c,)
+               for i, c in enumerate(spec["channels"])):
+            return net
+    raise ValueError(f"{path} holds no LPIPS weights (no net.slice*/features.* or lin* keys)")

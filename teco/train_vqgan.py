@@ -1,0 +1,285 @@
+"""train-vqgan: train the VQ-GAN tokenizer on random frames of a store's train episodes.
+
+RUN/ holds config.json (VQ-GAN config, store, dataset), ckpt.pt (atomic; model, discriminator,
+optimisers, step), log.jsonl and, at the end, recon.png (test frames over their reconstructions).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from storage import StoreError, StoreReader
+from storage.cli_util import run_main
+from storage.loader import WindowDataset
+from storage.split import split_episodes
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .lpips import LPIPS
+from .runlog import RunLog, resolve_device
+from .vqgan import (VQGAN, VQGAN_CONFIGS, PatchDiscriminator, VQGANConfig, adaptive_weight, hinge_d_loss,
+                    named_config, read_run_config, reconstruction_loss, to_float)
+
+log = logging.getLogger("train-vqgan")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train-vqgan", description=__doc__.splitlines()[0])
+    p.add_argument("--store", required=True, help="episode store (path or URL)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--config", required=True, choices=sorted(VQGAN_CONFIGS), help="named VQ-GAN config")
+    p.add_argument("--steps", type=int, help="total generator steps (default: the config's)")
+    p.add_argument("--batch-size", type=int, help="frames per step (default: the config's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the config's)")
+    p.add_argument("--disc-start", type=int, help="step at which the GAN loss starts (default: the config's)")
+    p.add_argument("--lpips-weights", help="local LPIPS state dict (see teco/lpips.py); without it: L1+L2 only")
+    p.add_argument("--lpips-backbone", help="torchvision vgg16/alexnet state dict, when --lpips-weights holds only the heads")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--ckpt-every", type=int, default=1000)
+    p.add_argument("--num-workers", type=int, default=2, help="DataLoader processes reading the store")
+    p.add_argument("--window", type=int, default=4, help="consecutive frames read per random window")
+    p.add_argument("--test-fraction", type=float, default=0.05)
+    p.add_argument("--eval-frames", type=int, default=64, help="test frames for the final reconstruction metrics")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv=None) -> int:
+    return run_main(lambda: _main(argv), "train-vqgan")
+
+
+# -- setup ------------------------------------------------------------------------------------------
+
+def _run_config(args, reader: StoreReader) -> tuple[VQGANConfig, dict]:
+    """The VQ-GAN config (the run's own on --resume) with CLI overrides, checked against the store."""
+    cfg_path = os.path.join(args.out, "config.json")
+    ckpt_path = os.path.join(args.out, "ckpt.pt")
+    if os.path.exists(ckpt_path) and not args.resume:
+        raise FileExistsError(f"{args.out} already holds a checkpoint: pass --resume or choose another --out")
+    if args.resume and os.path.exists(cfg_path):
+        meta = read_run_config(args.out)
+        if meta.get("name") != args.config:
+            raise ValueError(f"{args.out} was trained with --config {meta.get('name')}, not {args.config}")
+        if meta.get("dataset") != reader.config.dataset:
+            raise ValueError(f"{args.out} was trained on dataset '{meta.get('dataset')}', "
+                             f"the store holds '{reader.config.dataset}'")
+        cfg = VQGANConfig.from_json(meta["vqgan"])
+    else:
+        cfg = named_config(args.config)
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("disc_start", args.disc_start)) if v is not None}
+    cfg = dataclasses.replace(cfg, **overrides)
+    if cfg.steps < 0 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.disc_start < 0:
+        raise ValueError("--steps and --disc-start must be >= 0, --batch-size >= 1 and --lr > 0")
+    sc = reader.config
+    if (sc.height, sc.width) != (cfg.resolution, cfg.resolution):
+        raise ValueError(f"store frames are {sc.height}x{sc.width} but VQ-GAN config '{args.config}' expects "
+                         f"{cfg.resolution}x{cfg.resolution}")
+    meta = {"name": args.config, "vqgan": cfg.to_json(), "store": reader.url, "dataset": sc.dataset,
+            "resolution": [sc.height, sc.width], "lpips": bool(args.lpips_weights)}
+    return cfg, meta
+
+
+def _write_json(path: str, obj: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def frame_batches(url: str, episodes: list[int], batch: int, window: int, seed: int, num_workers: int,
+                  pin: bool):
+    """Endless uint8 (batch, H, W, 3) batches of frames from random windows of `episodes`."""
+    ds = WindowDataset(url, window=window, fields=("video",), episodes=episodes, seed=seed, infinite=True)
+    dl = DataLoader(ds, batch_size=math.ceil(batch / window), num_workers=num_workers, pin_memory=pin,
+                    persistent_workers=num_workers > 0)
+    for item in dl:
+        v = item["video"]                                     # (b, window, H, W, 3)
+        yield v.reshape(-1, *v.shape[2:])[:batch]
+
+
+# -- one step ---------------------------------------------------------------------------------------
+
+def train_step(model: VQGAN, disc: PatchDiscriminator, lpips: LPIPS | None, opt_g, opt_d,
+               frames: torch.Tensor, step: int, amp: bool) -> dict[str, float]:
+    """One generator update and, once step >= disc_start, one discriminator update. frames uint8 (B,H,W,3)."""
+    cfg = model.cfg
+    x = to_float(frames)
+    gan = step >= cfg.disc_start
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else torch.autocast("cpu", enabled=False)
+    disc.requires_grad_(False)   # the generator step must not accumulate discriminator gradients
+    with ctx:
+        recon, vq_loss, codes = model(x)
+        parts = reconstruction_loss(x, recon, cfg, lpips)
+        loss = parts["rec"] + vq_loss
+        if gan:
+            g_loss = -disc(recon).mean()
+            d_weight = adaptive_weight(parts["rec"], g_loss, model.last_layer()) * cfg.disc_weight
+            loss = loss + d_weight * g_loss
+    opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_g.step()
+    stats = {"loss": loss.item(), "vq": vq_loss.item(), **{k: v.item() for k, v in parts.items()},
+             "code_usage": codes.unique().numel() / cfg.codebook_size}
+    if gan:
+        disc.requires_grad_(True)
+        with ctx:
+            d_loss = hinge_d_loss(disc(x), disc(recon.detach()))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        stats.update(g=g_loss.item(), d=d_loss.item(), d_weight=d_weight.item())
+    return stats
+
+
+# -- evaluation ---------------------------------------------------------------------------------------
+
+def _eval_frames(reader: StoreReader, episodes: list[int], n: int) -> np.ndarray:
+    """n frames spread over `episodes` and time, deterministic: uint8 (n, H, W, 3)."""
+    T, per_episode = reader.config.length, math.ceil(n / len(episodes))
+    out = []
+    for k in range(n):   # round-robin over episodes, evenly spaced in time within each
+        t = (k // len(episodes)) * T // per_episode
+        out.append(reader.read("video", episodes[k % len(episodes)], t, t + 1)[0])
+    return np.stack(out)
+
+
+@torch.no_grad()
+def evaluate(model: VQGAN, frames: np.ndarray, device: torch.device, batch: int = 32) -> tuple[np.ndarray, dict]:
+    """(reconstructions uint8 (n, H, W, 3), {"test_l1", "test_mse", "test_psnr"} on [0, 1] pixels)."""
+    model.eval()
+    recs = []
+    for i in range(0, len(frames), batch):
+        x = torch.from_numpy(frames[i:i + batch]).to(device)
+        recs.append(model.decode(model.encode(x)).cpu().numpy())
+    rec = np.concatenate(recs)
+    diff = rec.astype(np.float64) / 255 - frames.astype(np.float64) / 255
+    mse = float((diff ** 2).mean())
+    return rec, {"test_l1": float(np.abs(diff).mean()), "test_mse": mse,
+                 "test_psnr": float(10 * np.log10(1.0 / max(mse, 1e-10)))}
+
+
+def save_grid(path: str, top: np.ndarray, bottom: np.ndarray) -> None:
+    """Two rows of uint8 (n, H, W, 3) frames, 2 px gaps, as a PNG."""
+    from PIL import Image
+    n, h, w, _ = top.shape
+    grid = np.full((2 * h + 2, n * (w + 2) - 2, 3), 255, np.uint8)
+    for i in range(n):
+        grid[:h, i * (w + 2):i * (w + 2) + w] = top[i]
+        grid[h + 2:, i * (w + 2):i * (w + 2) + w] = bottom[i]
+    Image.fromarray(grid).save(path)
+
+
+# -- main ---------------------------------------------------------------------------------------------
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    for name in ("log_every", "ckpt_every", "window", "eval_frames"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.num_workers < 0:
+        raise ValueError("--num-workers must be >= 0")
+    reader = StoreReader(args.store)
+    cfg, meta = _run_config(args, reader)
+    complete = reader.complete_indices().tolist()
+    if not complete:
+        raise StoreError(f"{reader.url} has no complete episodes")
+    if args.window > reader.config.length:
+        raise ValueError(f"--window {args.window} exceeds the store's episode length {reader.config.length}")
+    train, test = split_episodes(complete, args.test_fraction)
+    if not train:   # a one-episode store: train and test on the same episode rather than refuse
+        train = test
+    device = resolve_device(args.device)
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+
+    lpips = None
+    if args.lpips_weights:
+        lpips = LPIPS.from_file(args.lpips_weights, backbone=args.lpips_backbone).to(device)
+    else:
+        log.warning("no --lpips-weights given: training with L1 + L2 reconstruction loss only")
+    model = VQGAN(cfg).to(device)
+    disc = PatchDiscriminator(cfg.disc_channels, cfg.disc_layers).to(device)
+    opt_g = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
+    ckpt_path = os.path.join(args.out, "ckpt.pt")
+    step = 0
+    if args.resume and os.path.exists(ckpt_path):
+        ckpt = load_checkpoint(ckpt_path, device)
+        model.load_state_dict(ckpt["model"])
+        disc.load_state_dict(ckpt["disc"])
+        opt_g.load_state_dict(ckpt["opt_g"])
+        opt_d.load_state_dict(ckpt["opt_d"])
+        for opt in (opt_g, opt_d):   # a --lr override applies to a resumed run too
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr
+        step = int(ckpt["step"])
+    _write_json(os.path.join(args.out, "config.json"), meta)
+
+    def save() -> None:
+        save_checkpoint(ckpt_path, {"model": model.state_dict(), "disc": disc.state_dict(),
+                                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                                    "step": step, "config": cfg.to_json()})
+
+    amp = device.type == "cuda"
+    with RunLog(args.out) as runlog:
+        runlog.event("resume" if step else "start", step=step, config=meta, train_episodes=len(train),
+                     test_episodes=len(test), device=str(device), lpips=lpips is not None)
+        if step < cfg.steps:
+            batches = frame_batches(reader.url, train, cfg.batch_size, args.window, args.seed + step,
+                                    args.num_workers, pin=amp)
+            model.train()
+            disc.train()
+            bar = tqdm(total=cfg.steps, initial=step, desc="train-vqgan", unit="step", dynamic_ncols=True)
+            t_last, s_last, saved = time.time(), step, step
+            try:
+                for frames in batches:
+                    stats = train_step(model, disc, lpips, opt_g, opt_d, frames.to(device, non_blocking=True),
+                                       step, amp)
+                    step += 1
+                    bar.update(1)
+                    if step % args.log_every == 0 or step == cfg.steps:
+                        if not math.isfinite(stats["loss"]):
+                            raise FloatingPointError(f"loss is {stats['loss']} at step {step}; lower --lr")
+                        now = time.time()
+                        runlog.log(step, **stats, lr=cfg.lr, steps_per_s=(step - s_last) / max(now - t_last, 1e-9))
+                        t_last, s_last = now, step
+                        bar.set_postfix(loss=f"{stats['loss']:.4f}", rec=f"{stats['rec']:.4f}")
+                    if step % args.ckpt_every == 0:
+                        save()
+                        saved = step
+                    if step >= cfg.steps:
+                        break
+            except KeyboardInterrupt:
+                save()   # keep the work done so far; --resume continues from here
+                raise
+            finally:
+                bar.close()
+            if saved != step:
+                save()
+        elif not os.path.exists(ckpt_path):   # --steps 0 still leaves a loadable run
+            save()
+
+        frames = _eval_frames(reader, test or train, args.eval_frames)
+        rec, metrics = evaluate(model, frames, device)
+        save_grid(os.path.join(args.out, "recon.png"), frames[:8], rec[:8])
+        runlog.log(step, **metrics)
+    print(f"train-vqgan: step {step}/{cfg.steps}, test PSNR {metrics['test_psnr']:.2f} dB; "
+          f"wrote {ckpt_path} and {os.path.join(args.out, 'recon.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+class GreedyFollowerError(Exception):
+    """Raised by GreedyGeodesicFollower when no path to the goal exists."""

@@ -1,0 +1,3 @@
+from . import common
+
+__all__ = ["common"]

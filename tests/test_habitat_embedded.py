@@ -1,0 +1,148 @@
+"""Habitat protocol on the embedded backend: goal sampling, greedy follower, episodes, determinism, spec."""
+import argparse
+
+import numpy as np
+import pytest
+
+from generators.habitat.embedded import EmbeddedBackend
+from generators.habitat.protocol import (MOVE_FORWARD, STOP, TURN_LEFT, TURN_RIGHT, GoalTourPolicy, ProtocolConfig,
+                                         pick_goal, yaw_forward)
+from generators.habitat.scenes import SceneWarning, main as make_scenes
+from generators.habitat.spec import SPEC
+from generators.rollout import EpisodeDiscarded
+from generators.seeds import rng
+
+
+def _params(scenes, **proto):
+    cfg = ProtocolConfig(**{"length": 40, "resolution": 32, **proto})
+    return {"scenes": scenes, "scene_dataset_config": "", "protocol": cfg.to_json(), "cell_size": 0.1,
+            "shading": "lambert", "up_axis": "auto"}
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hab")
+    assert make_scenes(["--out", str(d), "--count", "2", "--seed", "3", "--texture-px", "16"]) == 0
+    return [str(d / "scene_00000.glb"), str(d / "scene_00001.glb")]
+
+
+@pytest.fixture(scope="module")
+def backend(scenes):
+    be = EmbeddedBackend(_params(scenes))
+    yield be
+    be.close()
+
+
+def test_goal_sampling_constraints(backend):
+    backend.reset(5, scene=0)
+    cfg = ProtocolConfig(min_goal_dist=1.0, max_goal_dist=6.0, min_geo_ratio=1.1, goal_candidates=60)
+    src = backend.agent_position()
+    r = rng(1, "t")
+    for _ in range(5):
+        try:
+            g = pick_goal(backend, src, r, cfg)
+        except EpisodeDiscarded:
+            continue
+        geo = backend.geodesic_distances(src, g[None])[0]
+        assert 1.0 <= geo <= 6.0
+        assert geo >= 1.1 * np.linalg.norm(g - src) - 1e-9
+        assert backend.grid.locate(g) >= 0
+    with pytest.raises(EpisodeDiscarded):
+        pick_goal(backend, src, r, ProtocolConfig(min_goal_dist=500.0, max_goal_dist=600.0, goal_candidates=20))
+
+
+def test_follower_reaches_goal_and_returns(backend):
+    backend.reset(11, scene=1)
+    start = backend.agent_position()
+    goal = pick_goal(backend, start, rng(2, "t"), ProtocolConfig(min_goal_dist=3.0, max_goal_dist=8.0))
+    for target in (goal, start):
+        for steps in range(400):
+            a = backend.next_action(target)
+            if a == STOP:
+                break
+            assert a in (MOVE_FORWARD, TURN_LEFT, TURN_RIGHT)
+            backend.step(a)
+        assert a == STOP, "follower did not arrive"
+        assert backend.geodesic_distances(target, backend.agent_position()[None])[0] < 0.2 + 1e-6
+
+
+def test_episode_shapes_actions_and_poses(backend, scenes):
+    params = _params(scenes)
+    ep = SPEC.episode(backend, 3, 0, params)
+    assert ep.video.shape == (40, 32, 32, 3) and ep.video.dtype == np.uint8
+    assert ep.actions.shape == (40,) and set(ep.actions.tolist()) <= {MOVE_FORWARD, TURN_LEFT, TURN_RIGHT}
+    assert ep.pose.shape == (40, 4) and ep.pose.dtype == np.float32
+    assert ep.extras["scene"] == SPEC.group(3, 0, params)
+    assert ep.video.std() > 5                                       # textured walls and floors, not a blank frame
+    for t in range(39):                                             # actions[t] moves pose[t] to pose[t + 1]
+        d = ep.pose[t + 1] - ep.pose[t]
+        turn = (d[3] + 180) % 360 - 180
+        if ep.actions[t] == TURN_LEFT:
+            assert turn == pytest.approx(10, abs=1e-3) and np.allclose(d[:3], 0)
+        elif ep.actions[t] == TURN_RIGHT:
+            assert turn == pytest.approx(-10, abs=1e-3) and np.allclose(d[:3], 0)
+        else:
+            step = np.hypot(d[0], d[2])
+            assert step <= 0.25 + 1e-5 and turn == pytest.approx(0, abs=1e-3)
+            if step > 0.2:                                          # a free step goes where the agent faces
+                assert np.allclose(d[[0, 2]] / step, yaw_forward(ep.pose[t, 3]), atol=1e-3)
+
+
+def test_same_seed_same_bytes_any_backend_instance(backend, scenes):
+    params = _params(scenes)
+    a = SPEC.episode(backend, 7, 42, params)
+    SPEC.episode(backend, 8, 42, params)                            # other work in between
+    other = EmbeddedBackend(params)
+    try:
+        b = SPEC.episode(other, 7, 42, params)
+    finally:
+        other.close()
+    assert a.video.tobytes() == b.video.tobytes()
+    assert np.array_equal(a.actions, b.actions) and np.array_equal(a.pose, b.pose) and a.seed == b.seed
+    c = SPEC.episode(backend, 7, 43, params)
+    assert c.actions.tobytes() != a.actions.tobytes() or c.pose.tobytes() != a.pose.tobytes()
+
+
+def test_revisits_after_known_points(backend):
+    cfg = ProtocolConfig(revisit_points=2, min_goal_dist=2.0, max_goal_dist=6.0)
+    pol = GoalTourPolicy(cfg, rng(4, "policy"))
+    obs = backend.reset(4, scene=0)
+    for t in range(150):
+        a = pol(t, obs, backend.pose(), backend)
+        obs = backend.step(a)
+    assert len(pol.points) == 2 and pol.legs >= 3                  # start <-> goal, back and forth
+    assert any(np.allclose(pol.goal, p) for p in pol.points)
+
+
+def test_unusable_scene_moves_episode_to_another(scenes, tmp_path):
+    bad = tmp_path / "broken.obj"
+    bad.write_text("v 0 0 0\n")                                     # no faces: no navigable area
+    params = _params([str(bad), *scenes])
+    be = EmbeddedBackend(params)
+    try:
+        picked = [SPEC.group(i, 1, params) for i in range(12)]
+        i = picked.index(0)                                          # an episode whose first draw is the bad scene
+        with pytest.warns(SceneWarning, match="broken.obj"):
+            ep = SPEC.episode(be, i, 1, params)
+        assert ep.extras["scene"] in (1, 2)
+    finally:
+        be.close()
+
+
+def test_spec_flags_params_and_validation(scenes, tmp_path):
+    p = argparse.ArgumentParser()
+    SPEC.add_args(p)
+    args = p.parse_args(["--scenes", str(tmp_path / "none" / "*.glb"), "--resolution", "64"])
+    params = SPEC.params(args)
+    assert params["scenes"] == [] and params["protocol"]["resolution"] == 64
+    with pytest.raises(ValueError, match="no usable scene"):
+        SPEC.validate(params, "embedded")
+    args = p.parse_args(["--scenes", scenes[0], "--length", "12"])
+    params = SPEC.params(args)
+    SPEC.validate(params, "embedded")
+    cfg = SPEC.store_config(params, "embedded", 10, 0)
+    assert cfg.action_names[:4] == ["stop", "move_forward", "turn_left", "turn_right"]
+    assert cfg.pose_names == ["x", "y", "z", "yaw"] and cfg.episode_fields == {"scene": "int32"}
+    assert (cfg.length, cfg.height, cfg.width) == (12, 128, 128) and params["pose_units"] == "metres"
+    with pytest.raises(ValueError):
+        SPEC.params(p.parse_args(["--scenes", scenes[0], "--max-goal-dist", "0.5"]))
