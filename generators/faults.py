@@ -2,12 +2,14 @@
 
 TECO_FAULTS="kill:5,raise:7,hang:9,delay:0.2" makes the worker running episode 5 SIGKILL itself on its
 first attempt (after simulating, before writing), episode 7 raise on every attempt, episode 9 hang on
-every attempt, and every episode take 0.2 s longer (so a test can interrupt a run midway). Real
+every attempt, and every episode take 0.2 s longer (so a test can interrupt a run midway); "enospc:4" makes writing
+episode 4 fail as on a full disk. Real
 faults (a real SIGKILL of the Ray worker process), placed deterministically so tests can check the
 outcome byte for byte.
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -35,3 +37,5 @@ def inject(index: int, attempt: int) -> None:
         raise RuntimeError(f"injected simulator fault on episode {index}")
     if planned("hang", index):
         time.sleep(3600)
+    if planned("enospc", index):   # what the OS raises when the store's disk fills up
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"episode {index}")

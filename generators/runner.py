@@ -3,6 +3,7 @@ episode indices, retries, resume, progress. The driver is the only process that 
 complete; workers write episode arrays straight into the store."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -14,7 +15,7 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
-from storage import StoreWriter
+from storage import StoreError, StoreWriter
 from storage.store import make_parent
 
 from . import faults
@@ -24,6 +25,8 @@ from .seeds import episode_seed
 from .spec import DatasetSpec
 
 log = logging.getLogger(__name__)
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass
@@ -242,6 +245,10 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                     fail(k, i, f"worker died: {type(e).__name__}")
                 except ray.exceptions.RayTaskError as e:
                     cause = e.cause if getattr(e, "cause", None) is not None else e
+                    if isinstance(cause, OSError) and cause.errno in NO_SPACE:   # retrying cannot help
+                        raise StoreError(f"no space left on the device holding {writer.url} (writing episode "
+                                         f"{i}); complete episodes are intact: free space and rerun the same "
+                                         "command to resume") from None
                     fail(k, i, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}")
                 else:
                     writer.mark_complete(idx, seed)

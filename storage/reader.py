@@ -1,6 +1,9 @@
 """The one reader of episode stores (plain zarr underneath; see FORMAT.md)."""
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import zarr
 
@@ -54,6 +57,15 @@ class StoreReader:
     def episode(self, i: int, fields=("video", "actions", "pose")) -> dict[str, np.ndarray]:
         return {f: self.read(f, i) for f in fields}
 
+    def missing_objects(self, i: int, names) -> list[str]:
+        """Storage objects of episode i that are absent. zarr reads a missing object as fill values
+        without complaint, so readers that must not train on zeros ask this once per episode."""
+        import fsspec
+        fs, root = fsspec.core.url_to_fs(self.url)
+        root = root.rstrip("/")
+        return [f"{n}/{k}" for n in names for k in object_keys(self.array(n), i)
+                if not fs.exists(f"{root}/{n}/{k}")]
+
     def failed(self) -> dict:
         return dict(self.meta.get("failed") or {})
 
@@ -62,3 +74,10 @@ class StoreReader:
         import fsspec
         fs, path = fsspec.core.url_to_fs(self.url)
         return int(sum(fs.du(path, total=False).values())) if fs.exists(path) else 0
+
+
+def object_keys(arr: zarr.Array, i: int) -> list[str]:
+    """Keys (under the array) of the storage objects holding episode i: its shard, or its chunks."""
+    grid = arr.shards or arr.chunks
+    rest = [range(math.ceil(s / g)) for s, g in zip(arr.shape[1:], grid[1:])]
+    return ["/".join(["c", str(i), *map(str, idx)]) for idx in itertools.product(*rest)]

@@ -1,15 +1,13 @@
 """Check a store: metadata, and for every complete episode every object present, checksums, shapes, ranges."""
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass, field
 
 import fsspec
 import numpy as np
 from tqdm import tqdm
 
-from .reader import StoreReader
+from .reader import StoreReader, object_keys
 from .schema import StoreError, array_specs
 
 
@@ -37,13 +35,6 @@ class VerifyReport:
         return out
 
 
-def _object_keys(arr, i: int) -> list[str]:
-    """Keys of the storage objects (shards, or chunks when unsharded) that hold episode i."""
-    grid = arr.shards or arr.chunks
-    rest = [range(math.ceil(s / g)) for s, g in zip(arr.shape[1:], grid[1:])]
-    return ["/".join(["c", str(i), *map(str, idx)]) for idx in itertools.product(*rest)]
-
-
 def per_episode_arrays(reader: StoreReader) -> list[str]:
     names = [s.name for s in array_specs(reader.config)]
     if reader.has("codes"):
@@ -55,7 +46,7 @@ def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]]) -> 
     cfg, problems = reader.config, []
     for name in per_episode_arrays(reader):
         arr = reader.array(name)
-        missing = [k for k in _object_keys(arr, i) if k not in present[name]]
+        missing = [k for k in object_keys(arr, i) if k not in present[name]]
         if missing and name == "codes":   # not encoded yet: teco-encode's business, not damage
             continue
         if missing:

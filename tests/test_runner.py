@@ -169,3 +169,34 @@ def test_cli_bad_input_is_one_line(tmp_path, ray_home):
         assert out.returncode == 2, out.stderr
         assert msg in out.stderr and "Traceback" not in out.stderr and out.stderr.count("\n") == 1
     assert not os.path.exists(tmp_path / "x.zarr")
+
+
+def test_disk_full_stops_with_clear_error_and_resumes(reference, tmp_path, monkeypatch):
+    from storage import StoreError
+    monkeypatch.setenv("TECO_FAULTS", "enospc:3")
+    url = tmp_path / "full.zarr"
+    with pytest.raises(StoreError, match="no space left.*rerun the same command"):
+        run(url, 6, workers=1)
+    r = StoreReader(url)
+    done = r.complete_indices().tolist()
+    assert done == [0, 1, 2] and verify(str(url), progress=False).ok   # what was complete stays intact
+    monkeypatch.delenv("TECO_FAULTS")      # space freed
+    rep = run(url, 6)
+    assert rep.generated == 3 and same_bytes(reference, url, 6)
+
+
+@pytest.mark.slow
+def test_second_concurrent_run_refused(tmp_path, ray_home):
+    url = str(tmp_path / "c.zarr")
+    args = ["--episodes", "4", "--out", url, "--length", "20", "--resolution", "16", "--workers", "1", "--no-progress"]
+    cmd, env = cli(args, ray_home, TECO_FAULTS="delay:1.0")
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not os.path.exists(url + ".lock") and time.time() < deadline:
+        time.sleep(0.1)
+    cmd2, env2 = cli(args, ray_home)
+    second = subprocess.run(cmd2, env=env2, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2 and "another generation run" in second.stderr
+    assert first.wait(180) == 0
+    r = StoreReader(url)
+    assert r.complete_indices().tolist() == [0, 1, 2, 3] and verify(url, progress=False).ok
