@@ -20,7 +20,7 @@ from storage.store import make_parent
 
 from . import faults
 from .backend import pick_backend
-from .lock import StoreLock
+from storage.lock import StoreLock
 from .seeds import episode_seed
 from .spec import DatasetSpec
 

@@ -42,6 +42,14 @@ def cmd_verify(args) -> int:
     report = verify(args.path, progress=not args.no_progress)
     for line in report.lines():
         print(line)
+    if report.bad and args.mark_incomplete:
+        from .lock import StoreLock
+        from .writer import StoreWriter
+        with StoreLock(report.url):   # never while a generator writes this store
+            w = StoreWriter.open(report.url)
+            for i in report.bad:
+                w.set_complete(i, False)
+        print(f"marked {len(report.bad)} episodes incomplete: rerun the gen command that made the store to regenerate them")
     return 0 if report.ok else 1
 
 
@@ -76,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("verify", help="read every complete episode; non-zero exit on any fault")
     s.add_argument("path")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--mark-incomplete", action="store_true",
+                   help="mark bad episodes incomplete so that rerunning the generator regenerates them")
     s.set_defaults(fn=cmd_verify)
     s = sub.add_parser("preview", help="a GIF/MP4 grid of a few episodes")
     s.add_argument("path")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import subprocess_env
-from generators.lock import StoreLock
+from storage.lock import StoreLock
 from generators.runner import EpisodeQueue, RunOptions, generate
 from generators.synthetic import SPEC
 from storage import StoreReader, StoreWriter
@@ -200,3 +200,18 @@ def test_second_concurrent_run_refused(tmp_path, ray_home):
     assert first.wait(180) == 0
     r = StoreReader(url)
     assert r.complete_indices().tolist() == [0, 1, 2, 3] and verify(url, progress=False).ok
+
+
+def test_verify_mark_incomplete_then_regenerate(reference, tmp_path):
+    import glob
+    from storage.cli import main as store_cli
+    url = str(tmp_path / "m.zarr")
+    run(url, 6)
+    (shard,) = [f for f in glob.glob(f"{url}/video/c/4/**", recursive=True) if os.path.isfile(f)]
+    data = bytearray(open(shard, "rb").read())
+    data[50] ^= 0xFF
+    open(shard, "wb").write(bytes(data))
+    assert store_cli(["verify", url, "--no-progress", "--mark-incomplete"]) == 1
+    assert StoreReader(url).complete_indices().tolist() == [0, 1, 2, 3, 5]
+    assert run(url, 6).generated == 1
+    assert store_cli(["verify", url, "--no-progress"]) == 0 and same_bytes(reference, url, 6)
