@@ -1,0 +1,205 @@
+"""TECO (Yan et al. 2022): conditional encoder + codebook, temporal transformer, MaskGit prior, decoder.
+
+Shapes: VQ-GAN codes (B, T, G, G) with G = 16; TECO latents z_t (B, E, g, g) with g = G / 2 (E =
+embedding_dim); the temporal transformer sees s x s tokens per frame with s = g / z_ds.
+Actions follow the store's convention: actions[t] is taken right after frame t, so h_t is computed
+from z_<t and a_<t, and the last action of a window is not used.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import TECOConfig
+from .maskgit import MaskGit, uniform
+from .modules import ResBlock, Upsample, VectorQuantizer, group_norm
+from .transformer import KVCache, Transformer, sinusoidal
+
+
+class CondEncoder(nn.Module):
+    """(B, in_ch, G, G) -> (B, out_dim, G/2^(len(depths)-1), ...): conv, ResBlocks, avg-pool downsampling."""
+
+    def __init__(self, in_ch: int, depths: tuple[int, ...], blocks: int, out_dim: int):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, depths[0], 3, padding=1), ResBlock(depths[0])]
+        ch = depths[0]
+        for d in depths[1:]:
+            layers.append(nn.AvgPool2d(2))
+            for _ in range(blocks):
+                layers.append(ResBlock(ch, d))
+                ch = d
+        layers += [group_norm(ch), nn.SiLU(), nn.Conv2d(ch, out_dim, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class CodeDecoder(nn.Module):
+    """D(z_t, h_t): (B, in_ch, g, g) -> logits over VQ-GAN codes (B, G, G, vq_codes); the encoder's
+    depths run in reverse with nearest upsampling."""
+
+    def __init__(self, in_ch: int, depths: tuple[int, ...], blocks: int, vq_codes: int):
+        super().__init__()
+        rev = list(reversed(depths))
+        ch = rev[0]
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, ch, 3, padding=1)]
+        for i, d in enumerate(rev):
+            if i > 0:
+                layers.append(Upsample(ch))
+            for _ in range(blocks):
+                layers.append(ResBlock(ch, d))
+                ch = d
+        layers += [group_norm(ch), nn.SiLU(), nn.Conv2d(ch, vq_codes, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).permute(0, 2, 3, 1)
+
+
+class TECO(nn.Module):
+    def __init__(self, cfg: TECOConfig, vq_embeddings: torch.Tensor | None = None):
+        """vq_embeddings (vq_codes, vq_dim): the VQ-GAN codebook (VQGAN.codebook_embeddings()); kept
+        frozen as a buffer so a checkpoint is self-contained."""
+        super().__init__()
+        self.cfg = cfg
+        E, W, s, z = cfg.embedding_dim, cfg.z_tfm.embed_dim, cfg.tfm_grid, cfg.z_ds
+        if vq_embeddings is None:
+            vq_embeddings = torch.zeros(cfg.vq_codes, cfg.vq_dim)
+        if tuple(vq_embeddings.shape) != (cfg.vq_codes, cfg.vq_dim):
+            raise ValueError(f"VQ-GAN codebook is {tuple(vq_embeddings.shape)}, config says ({cfg.vq_codes}, {cfg.vq_dim})")
+        self.register_buffer("vq_embed", vq_embeddings.detach().float().clone())
+        self.action_embed = nn.Embedding(cfg.action_dim + 1, cfg.action_embed_dim)   # last id = dropped / none
+        # posterior q(z_t | x_t, x_{t-1}); the first frame's "previous frame" is learned
+        self.sos_post = nn.Parameter(torch.randn(cfg.vq_dim, cfg.codes_grid, cfg.codes_grid) * 0.02)
+        self.encoder = CondEncoder(2 * cfg.vq_dim, cfg.encoder_depths, cfg.encoder_blocks, E)
+        self.codebook = VectorQuantizer(cfg.n_codes, E, beta=0.25, l2_normalize=True, proj_dim=cfg.proj_dim)
+        # temporal transformer
+        self.z_proj = nn.Conv2d(E + cfg.action_embed_dim, W, z, stride=z, bias=False)
+        self.sos = nn.Parameter(torch.randn(s * s, W) * 0.02)
+        self.z_tfm = Transformer(cfg.z_tfm, max_context=cfg.max_context)
+        self.z_unproj = nn.ConvTranspose2d(W, E, z, stride=z, bias=False)
+        # prior and decoder
+        self.prior = MaskGit(cfg.z_grid, cfg.n_codes, cfg.z_git_vocab_dim, E, cfg.z_git)
+        self.decoder = CodeDecoder(2 * E, cfg.decoder_depths, cfg.decoder_blocks, cfg.vq_codes)
+
+    # -- posterior ----------------------------------------------------------------------------------
+    def encode(self, codes: torch.Tensor):
+        """codes long (B, T, G, G) -> z (B, T, E, g, g) (frames < n_cond unquantised, the rest through
+        TECO's codebook), z_codes long (B, T - n_cond, g, g), vq_loss scalar."""
+        B, T = codes.shape[:2]
+        n = self.cfg.n_cond
+        x = F.embedding(codes, self.vq_embed).permute(0, 1, 4, 2, 3)               # (B, T, D, G, G)
+        prev = torch.cat([self.sos_post.to(x.dtype).expand(B, 1, *self.sos_post.shape), x[:, :-1]], 1)
+        enc = self.encoder(torch.cat([prev, x], 2).flatten(0, 1))                   # (B*T, E, g, g)
+        enc = enc.view(B, T, *enc.shape[1:])
+        if T <= n:
+            return enc, codes.new_zeros((B, 0, *enc.shape[-2:])), enc.new_zeros(())
+        zq, zc, vq_loss = self.codebook(enc[:, n:].flatten(0, 1))
+        z = torch.cat([enc[:, :n], zq.view(B, T - n, *zq.shape[1:]).to(enc.dtype)], 1)
+        return z, zc.view(B, T - n, *zc.shape[1:]), vq_loss
+
+    # -- temporal transformer -----------------------------------------------------------------------
+    def check_actions(self, actions: torch.Tensor) -> None:
+        """ValueError unless every id is in -1..action_dim-1 (a host sync: not on the training path,
+        whose actions the store writer already checked)."""
+        if bool(((actions < -1) | (actions >= self.cfg.action_dim)).any()):
+            raise ValueError(f"action ids must be in -1..{self.cfg.action_dim - 1}")
+
+    def action_ids(self, actions: torch.Tensor) -> torch.Tensor:
+        """Store ids 0..action_dim-1; -1 (dropped) and everything when use_actions is off -> the extra id."""
+        none = torch.full_like(actions, self.cfg.action_dim)
+        if not self.cfg.use_actions:
+            return none
+        return torch.where(actions < 0, none, actions)
+
+    def _tokens(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Inputs z_t (B, n, E, g, g) + actions a_t (B, n) -> tokens (B, n, s*s, W) that predict frame t+1."""
+        B, n, _, g, _ = z.shape
+        a = self.action_embed(self.action_ids(actions)).to(z.dtype)                # (B, n, A)
+        x = torch.cat([z, a[..., None, None].expand(-1, -1, -1, g, g)], 2)
+        x = self.z_proj(x.flatten(0, 1))                                             # (B*n, W, s, s)
+        return x.flatten(2).transpose(1, 2).reshape(B, n, -1, x.shape[1])
+
+    def _temporal(self, tokens: torch.Tensor, start: int, cache: KVCache | None = None) -> torch.Tensor:
+        """tokens (B, n, s*s, W) at frame positions start.. -> h (B, n, E, g, g)."""
+        B, n, ss, W = tokens.shape
+        pos = sinusoidal(n * ss, W, offset=start * ss, device=tokens.device).to(tokens.dtype)
+        frames = torch.arange(start, start + n).repeat_interleave(ss)   # on the CPU: masks need no device sync
+        h = self.z_tfm(tokens.reshape(B, n * ss, W) + pos, frames=frames, cache=cache)
+        s = self.cfg.tfm_grid
+        h = self.z_unproj(h.view(B * n, s, s, W).permute(0, 3, 1, 2))                # (B*n, E, g, g)
+        return h.view(B, n, *h.shape[1:])
+
+    def temporal(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """z (B, T, E, g, g), actions (B, T) -> h (B, T, E, g, g), h_t depending on z_<t, a_<t only."""
+        B = z.shape[0]
+        sos = self.sos.to(z.dtype).expand(B, 1, *self.sos.shape)
+        tokens = torch.cat([sos, self._tokens(z[:, :-1], actions[:, :-1])], 1)
+        return self._temporal(tokens, 0)
+
+    def start_temporal(self, z: torch.Tensor, actions: torch.Tensor) -> tuple[KVCache, torch.Tensor]:
+        """Cached run over observed z (B, C, E, g, g), actions (B, C) -> (cache, h_C (B, E, g, g))."""
+        B = z.shape[0]
+        cache = self.z_tfm.new_cache()
+        sos = self.sos.to(z.dtype).expand(B, 1, *self.sos.shape)
+        tokens = torch.cat([sos, self._tokens(z, actions)], 1)
+        return cache, self._temporal(tokens, 0, cache)[:, -1]
+
+    def step_temporal(self, cache: KVCache, t: int, z_prev: torch.Tensor, a_prev: torch.Tensor) -> torch.Tensor:
+        """h_t (B, E, g, g) from the cache plus the newest frame z_{t-1} (B, E, g, g) and action a_{t-1} (B,)."""
+        return self._temporal(self._tokens(z_prev[:, None], a_prev[:, None]), t, cache)[:, 0]
+
+    # -- prior + decoder ----------------------------------------------------------------------------
+    def decode_logits(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """h, z (N, E, g, g) -> logits (N, G, G, vq_codes)."""
+        return self.decoder(torch.cat([h, z.to(h.dtype)], 1))
+
+    @torch.no_grad()
+    def generate_frame(self, h: torch.Tensor, draft_steps: int = 8, revise_rounds: int = 2, revise_steps: int = 8,
+                       temperature: float = 1.0, generator: torch.Generator | None = None):
+        """h_t (B, E, g, g) -> (z_t (B, E, g, g) for the next temporal step, VQ-GAN codes (B, G, G))."""
+        zc = self.prior.sample(h.permute(0, 2, 3, 1), draft_steps, revise_rounds, revise_steps,
+                               temperature, generator)
+        z = self.codebook.embed(zc).to(h.dtype)
+        return z, self.decode_logits(h, z).argmax(-1)
+
+    # -- training -----------------------------------------------------------------------------------
+    def loss_steps(self, n_pred: int, generator: torch.Generator | None, device) -> torch.Tensor:
+        """DropLoss: the predicted steps (0-based among the T - n_cond) that get decoder and prior losses."""
+        if not self.training or self.cfg.drop_loss_rate <= 0:
+            return torch.arange(n_pred, device=device)
+        k = max(1, int((1.0 - self.cfg.drop_loss_rate) * n_pred + 1e-6))   # 1 - 0.9 is 0.0999..
+        return uniform((n_pred,), generator, device).argsort()[:k].sort().values
+
+    def forward(self, codes: torch.Tensor, actions: torch.Tensor,
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """codes long (B, T, G, G), actions long (B, T) -> dict of scalars; "loss" = L_VQ + L_recon + L_prior."""
+        cfg = self.cfg
+        B, T = codes.shape[:2]
+        if T <= cfg.n_cond:
+            raise ValueError(f"sequence of {T} frames is too short for n_cond {cfg.n_cond}")
+        if self.training and cfg.dropout_actions:
+            drop = uniform((B,), generator, codes.device) < cfg.action_dropout_p
+            actions = torch.where(drop[:, None], torch.full_like(actions, -1), actions)
+        z, z_codes, vq_loss = self.encode(codes)
+        h = self.temporal(z, actions)[:, cfg.n_cond:]                               # (B, T-n, E, g, g)
+        idx = self.loss_steps(T - cfg.n_cond, generator, codes.device)
+        h, zq, zc = h[:, idx].flatten(0, 1), z[:, cfg.n_cond:][:, idx].flatten(0, 1), z_codes[:, idx].flatten(0, 1)
+        target = codes[:, cfg.n_cond:][:, idx].flatten(0, 1)                        # (B*k, G, G)
+
+        prior_loss, prior_acc = self.prior.loss(zc, h.permute(0, 2, 3, 1), generator)
+        logits = self.decode_logits(h, zq)
+        ce = F.cross_entropy(logits.reshape(-1, cfg.vq_codes).float(), target.reshape(-1),
+                             label_smoothing=cfg.label_smoothing, reduction="none")
+        recon_loss = ce.view(target.shape[0], -1).sum(1).mean()                      # per-frame sum, as TECO
+        recon_acc = (logits.argmax(-1) == target).float().mean()
+        flat = z_codes.reshape(-1)
+        counts = torch.zeros(cfg.n_codes, device=flat.device).scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.float))
+        p = counts / counts.sum().clamp(min=1)
+        perplexity = torch.exp(-(p * torch.log(p + 1e-10)).sum())
+        loss = recon_loss + prior_loss + vq_loss
+        return dict(loss=loss, recon_loss=recon_loss.detach(), prior_loss=prior_loss.detach(),
+                    vq_loss=vq_loss.detach(), recon_acc=recon_acc.detach(), prior_acc=prior_acc.detach(),
+                    perplexity=perplexity.detach())

@@ -1,0 +1,194 @@
+"""TECO sampling: the API the evaluation calls (load_teco, sample) and the `sample-teco` script.
+
+Frames are generated one at a time: h_t from the temporal transformer (keys/values of past frames
+cached), z_t drawn by MaskGit (draft, then revision rounds), VQ-GAN codes = argmax of D(z_t, h_t).
+Past the trained sequence length the last seq_len - 1 frames are re-encoded as a sliding window.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from storage import StoreError, StoreReader
+from storage.cli_util import run_main
+
+from .checkpoint import load_checkpoint
+from .config import TECOConfig
+from .model import TECO
+from .runlog import resolve_device
+from storage.preview import write_grid
+from .vqgan import load_vqgan
+
+RUN_FILE, CKPT_FILE = "run.json", "ckpt.pt"
+
+
+def load_teco(run_dir, device="cpu") -> tuple[TECO, torch.nn.Module, dict]:
+    """(TECO in eval mode, its VQ-GAN in eval mode, run_info) from a train-teco run folder.
+    run_info is run.json ("config", "store", "vqgan": {"run", "hash"}, "split": {"train", "test"},
+    "context", "seed") plus "step", the checkpoint's training step."""
+    run_dir = os.fspath(run_dir)
+    path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir} is not a train-teco run: {RUN_FILE} is missing")
+    with open(path) as f:
+        run_info = json.load(f)
+    ck = load_checkpoint(os.path.join(run_dir, CKPT_FILE), map_location="cpu")
+    if "model" not in ck or "config" not in ck:
+        raise ValueError(f"{run_dir}/{CKPT_FILE} is not a train-teco checkpoint")
+    model = TECO(TECOConfig.from_json(ck["config"]))
+    model.load_state_dict(ck["model"])
+    device = torch.device(device)
+    vqgan, vq_hash = load_vqgan(run_info["vqgan"]["run"], map_location=device)
+    if vq_hash != ck.get("vqgan_hash"):
+        raise ValueError(f"the VQ-GAN in {run_info['vqgan']['run']} ({vq_hash}) is not the one this TECO was "
+                         f"trained on ({ck.get('vqgan_hash')})")
+    run_info["step"] = int(ck["step"])
+    return model.to(device).eval(), vqgan, run_info
+
+
+@torch.no_grad()
+def sample(model: TECO, codes_cond: torch.Tensor, actions: torch.Tensor, length: int, *, draft_steps: int = 8,
+           revise_rounds: int = 2, revise_steps: int = 8, temperature: float = 1.0,
+           generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+    """codes_cond long (B, C, 16, 16), actions long (B, C+L) -> codes long (B, C+L, 16, 16), the first C
+    frames being codes_cond unchanged. actions[:, t] is the action taken after frame t (the last one is
+    not used)."""
+    cfg = model.cfg
+    if codes_cond.ndim != 4 or codes_cond.shape[-2:] != (cfg.codes_grid, cfg.codes_grid):
+        raise ValueError(f"codes_cond must be (B, C, {cfg.codes_grid}, {cfg.codes_grid}), got {tuple(codes_cond.shape)}")
+    B, C = codes_cond.shape[:2]
+    if length < 0:
+        raise ValueError(f"length must be >= 0, got {length}")
+    if C < cfg.n_cond:
+        raise ValueError(f"need at least {cfg.n_cond} conditioning frame(s), got {C}")
+    if tuple(actions.shape) != (B, C + length):
+        raise ValueError(f"actions must be (B, C+L) = {(B, C + length)}, got {tuple(actions.shape)}")
+    if bool((codes_cond < 0).any()) or bool((codes_cond >= cfg.vq_codes).any()):
+        raise ValueError(f"conditioning codes must be in 0..{cfg.vq_codes - 1}")
+    model.check_actions(actions)
+    model.eval()
+    device = model.vq_embed.device
+    out_device = codes_cond.device
+    codes_cond, actions = codes_cond.to(device).long(), actions.to(device).long()
+    frames = [codes_cond[:, t] for t in range(C)]
+    opts = dict(draft_steps=draft_steps, revise_rounds=revise_rounds, revise_steps=revise_steps,
+                temperature=temperature, generator=generator)
+    window = cfg.seq_len - 1   # frames of context that fit the trained length next to the predicted one
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        cache = z_prev = None
+        for t in tqdm(range(C, C + length), desc="sample", unit="frame", disable=not progress):
+            if t > window:   # sliding window: re-encode the last seq_len - 1 frames
+                z = model.encode(torch.stack(frames[t - window:t], 1))[0]
+                cache, h = model.start_temporal(z, actions[:, t - window:t])
+            elif cache is None:
+                z = model.encode(codes_cond)[0]
+                cache, h = model.start_temporal(z, actions[:, :C])
+            else:
+                h = model.step_temporal(cache, t, z_prev, actions[:, t - 1])
+            z_prev, codes = model.generate_frame(h, **opts)
+            frames.append(codes)
+    return torch.stack(frames, 1).to(out_device)
+
+
+@torch.no_grad()
+def decode_codes(vqgan, codes: torch.Tensor, batch: int = 64) -> np.ndarray:
+    """codes (..., 16, 16) -> uint8 frames (..., H, W, 3) through the VQ-GAN decoder."""
+    lead = codes.shape[:-2]
+    flat = codes.reshape(-1, *codes.shape[-2:])
+    dev = next(vqgan.parameters()).device
+    out = [vqgan.decode(flat[i:i + batch].to(dev)).cpu() for i in range(0, len(flat), batch)]
+    frames = torch.cat(out).numpy()
+    return frames.reshape(*lead, *frames.shape[1:])
+
+
+@torch.no_grad()
+def encode_frames(vqgan, video: np.ndarray, batch: int = 64) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> codes long (T, 16, 16)."""
+    dev = next(vqgan.parameters()).device
+    v = torch.from_numpy(np.ascontiguousarray(video))
+    return torch.cat([vqgan.encode(v[i:i + batch].to(dev)).cpu() for i in range(0, len(v), batch)])
+
+
+# -- sample-teco ------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sample-teco", description="sample TECO on held-out episodes")
+    p.add_argument("--ckpt", required=True, help="train-teco run folder")
+    p.add_argument("--store", help="episode store (default: the run's)")
+    p.add_argument("--cond", type=int, default=36, help="conditioning frames")
+    p.add_argument("--length", type=int, default=300, help="total frames (conditioning included)")
+    p.add_argument("--out", required=True, help="output .npz (video_true, video_pred, actions, episodes)")
+    p.add_argument("--grid", help="side-by-side animation, .gif or .mp4 (default: OUT with .gif)")
+    p.add_argument("--episodes", type=int, default=8, help="test episodes to sample")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--draft-steps", type=int, help="MaskGit draft steps (default: config T_draft)")
+    p.add_argument("--revise-rounds", type=int, help="revision rounds (default: config M)")
+    p.add_argument("--revise-steps", type=int, help="steps per revision round (default: config T_revise)")
+    p.add_argument("--fps", type=float, default=10.0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv=None) -> int:
+    return run_main(lambda: _main(argv), "sample-teco")
+
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    if args.episodes < 1 or args.batch_size < 1:
+        raise ValueError("--episodes and --batch-size must be >= 1")
+    if not args.out.endswith(".npz"):
+        raise ValueError(f"--out must be a .npz file, got {args.out}")
+    grid = args.grid or args.out[:-4] + ".gif"
+    for p in (args.out, grid):
+        parent = os.path.dirname(os.path.abspath(p))
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"cannot write {p}: folder {parent} does not exist")
+    device = resolve_device(args.device)
+    model, vqgan, info = load_teco(args.ckpt, device)
+    cfg = model.cfg
+    reader = StoreReader(args.store or info["store"])
+    T = reader.config.length
+    if not cfg.n_cond <= args.cond < args.length <= T:
+        raise ValueError(f"need {cfg.n_cond} <= --cond ({args.cond}) < --length ({args.length}) <= the store's "
+                         f"episode length ({T})")
+    complete = set(reader.complete_indices().tolist())
+    episodes = [i for i in info["split"]["test"] if i in complete][: args.episodes]
+    if not episodes:
+        raise StoreError(f"{reader.url} holds none of the run's test episodes")
+    use_codes = reader.has("codes") and (reader.attrs.get("codes") or {}).get("vqgan_hash") == info["vqgan"]["hash"]
+    gen = torch.Generator().manual_seed(args.seed)
+    opts = dict(draft_steps=args.draft_steps or cfg.T_draft, revise_rounds=cfg.M if args.revise_rounds is None
+                else args.revise_rounds, revise_steps=args.revise_steps or cfg.T_revise, temperature=args.temperature)
+    true, pred, acts = [], [], []
+    for b in range(0, len(episodes), args.batch_size):
+        eps = episodes[b:b + args.batch_size]
+        video = np.stack([reader.read("video", i, 0, args.length) for i in eps])
+        a = np.stack([reader.read("actions", i, 0, args.length) for i in eps]).astype(np.int64)
+        if use_codes:
+            cond = torch.from_numpy(np.stack([reader.read("codes", i, 0, args.cond) for i in eps]).astype(np.int64))
+        else:   # no codes of this VQ-GAN in the store: tokenize the conditioning frames here
+            cond = torch.stack([encode_frames(vqgan, v[: args.cond]) for v in video])
+        codes = sample(model, cond, torch.from_numpy(a), args.length - args.cond, generator=gen, progress=True, **opts)
+        true.append(video)
+        pred.append(decode_codes(vqgan, codes))
+        acts.append(a)
+    true, pred, acts = np.concatenate(true), np.concatenate(pred), np.concatenate(acts)
+    np.savez_compressed(args.out, video_true=true, video_pred=pred, actions=acts,
+                        episodes=np.asarray(episodes, np.int64), cond=np.int64(args.cond))
+    pairs = np.stack([true, pred], 1).reshape(-1, *true.shape[1:])   # rows: [truth | sample] per episode
+    write_grid(grid, pairs, rows=len(episodes), fps=args.fps)
+    print(f"sample-teco: {len(episodes)} episodes, {args.cond} + {args.length - args.cond} frames -> {args.out}, {grid}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
