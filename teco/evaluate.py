@@ -1,0 +1,449 @@
+"""eval-teco: the paper's evaluation protocol on a run's held-out episodes, plus revisit consistency.
+
+* PSNR / SSIM / LPIPS: condition on `cond` = 144 frames and their actions, predict `horizon` = 156
+  frames; per-frame scores against the real frames, averaged, and the per-step curve.
+* FVD: condition on 36, generate to 300 frames; I3D features of the whole real vs generated videos
+  (the generated video keeps the real conditioning frames, as TECO's scripts/sample.py does).
+  Kinetics-style FVD: condition on 20, generate to 100.
+* Each metric is computed on `--batch-size` (256) examples and averaged over `--runs` (4) runs.
+* Revisit consistency (teco/revisit.py) on the PSNR/SSIM samples.
+* `--baseline RUN` evaluates a second TECO (e.g. trained with `train-teco --context 16`) on exactly
+  the same examples and random seeds, reported side by side.
+LPIPS and I3D weights come from local files only; without them those metrics are {"skipped": reason}.
+
+metrics.json: {"store", "dataset", "test_episodes", "protocol": {frame counts, batch_size, runs,
+examples_per_run, seed}, "notes": [...], "models": {"teco" | "baseline": {"psnr" | "ssim" | "lpips" | "fvd"
+| "fvd_kinetics": {"mean", "std", "per_run"} or {"skipped"}, "per_step": {metric: [horizon values]},
+"revisit": {...}, "sampler", "max_context", "train_step", "seconds"}}, "side_by_side": {row: {model: value}},
+"curve_png"}. Per-frame PSNR is capped at 100 dB before averaging (an exact frame would be +inf).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+import zlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from storage import StoreReader
+from storage.cli_util import run_main
+
+from .metrics import LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize
+from .revisit import RevisitStats, match_revisits, tolerances
+from .runlog import resolve_device
+
+PROG = "eval-teco"
+CODES_CHUNK = 256     # frames per VQ-GAN encode/decode call
+
+
+@dataclass
+class Protocol:
+    """Frame counts of the three evaluations (the paper's defaults)."""
+    cond: int = 144
+    horizon: int = 156
+    fvd_cond: int = 36
+    fvd_length: int = 300
+    kinetics_cond: int = 20
+    kinetics_length: int = 100
+
+    def __post_init__(self):
+        for name in ("cond", "horizon", "fvd_cond", "kinetics_cond"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for c, n in (("fvd_cond", "fvd_length"), ("kinetics_cond", "kinetics_length")):
+            if getattr(self, n) <= getattr(self, c):
+                raise ValueError(f"--{n.replace('_', '-')} ({getattr(self, n)}) must exceed "
+                                 f"--{c.replace('_', '-')} ({getattr(self, c)})")
+
+    def tasks(self, fvd: bool) -> dict[str, tuple[int, int]]:
+        """name -> (conditioning frames, total frames) of each sampling pass that will run."""
+        out = {"frames": (self.cond, self.cond + self.horizon)}
+        if fvd:
+            out["fvd"] = (self.fvd_cond, self.fvd_length)
+            out["fvd_kinetics"] = (self.kinetics_cond, self.kinetics_length)
+        return out
+
+
+def split_frames(start: int, cond: int, total: int) -> tuple[range, range]:
+    """Store frame indices of the conditioning frames and of the predicted frames of one example."""
+    return range(start, start + cond), range(start + cond, start + total)
+
+
+def plan_examples(episodes: list[int], length: int, need: int, batch_size: int, runs: int,
+                  seed: int) -> list[list[tuple[int, int]]]:
+    """Per run, the (episode, first frame) of each example: `batch_size` distinct test episodes per
+    run (all of them when there are fewer) with a random window start when episodes are longer than
+    needed. Depends only on the arguments, so a baseline sees the very same examples."""
+    if length < need:
+        raise ValueError(f"test episodes have {length} frames but the protocol needs {need}")
+    plan = []
+    for r in range(runs):
+        rng = np.random.default_rng([seed, r, 0x7ec0])
+        n = min(batch_size, len(episodes))
+        eps = sorted(rng.choice(episodes, size=n, replace=False).tolist()) if n < len(episodes) else list(episodes)
+        plan.append([(int(e), int(rng.integers(0, length - need + 1))) for e in eps])
+    return plan
+
+
+# -- model side ------------------------------------------------------------------------------------
+
+@dataclass
+class Sampler:
+    """MaskGit settings; None = the model config's (T_draft, M, T_revise: 8, 2, 8 in the paper)."""
+    draft_steps: int | None = None
+    revise_rounds: int | None = None
+    revise_steps: int | None = None
+    temperature: float = 1.0
+
+    def resolve(self, cfg) -> dict:
+        return dict(draft_steps=cfg.T_draft if self.draft_steps is None else self.draft_steps,
+                    revise_rounds=cfg.M if self.revise_rounds is None else self.revise_rounds,
+                    revise_steps=cfg.T_revise if self.revise_steps is None else self.revise_steps,
+                    temperature=self.temperature)
+
+
+class Model:
+    """A loaded TECO run: its sampler API plus the VQ-GAN that turns frames into codes and back."""
+
+    def __init__(self, run_dir: str, device: torch.device, sampler: Sampler):
+        from .sample import load_teco
+        self.run_dir = run_dir
+        self.teco, self.vqgan, self.info = load_teco(run_dir, device)
+        self.sampler = sampler.resolve(self.teco.cfg)
+        split = self.info.get("split") or {}
+        if "test" not in split:
+            raise ValueError(f"{run_dir}: run.json records no train/test split; cannot pick held-out episodes")
+        self.test = [int(i) for i in split["test"]]
+        self.train = [int(i) for i in split.get("train", [])]
+        self.vqgan_hash = (self.info.get("vqgan") or {}).get("hash")
+
+    def check_store(self, reader: StoreReader) -> None:
+        res = getattr(getattr(self.vqgan, "cfg", None), "resolution", None)
+        c = reader.config
+        if res is not None and (c.height, c.width) != (res, res):
+            raise ValueError(f"{self.run_dir}: its VQ-GAN works on {res}x{res} frames, the store holds {c.height}x{c.width}")
+
+    def store_codes(self, reader: StoreReader) -> bool:
+        """The store's codes were made by this run's VQ-GAN: read them instead of re-encoding."""
+        return reader.has("codes") and (reader.attrs.get("codes") or {}).get("vqgan_hash") == self.vqgan_hash
+
+    @torch.no_grad()
+    def predict(self, video: torch.Tensor, actions: torch.Tensor, cond: int, codes: torch.Tensor | None,
+                generator: torch.Generator) -> torch.Tensor:
+        """Real video (B, n, H, W, 3), actions (B, n) and, if the store has them, the conditioning codes
+        (B, cond, 16, 16) -> predicted frames cond..n-1, uint8 (B, n-cond, H, W, 3) on the CPU."""
+        from .sample import decode_codes, encode_frames, sample
+        if codes is None or bool((codes < 0).any()):    # not encoded in the store (fill value -1)
+            codes = torch.stack([encode_frames(self.vqgan, v[:cond].numpy()) for v in video])
+        out = sample(self.teco, codes.long(), actions.long(), length=video.shape[1] - cond,
+                     generator=generator, **self.sampler)
+        return torch.from_numpy(decode_codes(self.vqgan, out[:, cond:]))
+
+
+# -- optional backbones ----------------------------------------------------------------------------
+
+def load_optional(path: str | None, what: str, flag: str, loader):
+    """(object, None) or (None, reason) for a metric backbone given by a local file."""
+    if not path:
+        return None, f"no {what} weights given ({flag} PATH); nothing is downloaded"
+    return loader(path), None
+
+
+# -- one model over the protocol -----------------------------------------------------------------
+
+class Evaluation:
+    def __init__(self, reader: StoreReader, protocol: Protocol, plan: dict,
+                 sample_batch: int, seed: int, lpips, i3d, revisit: dict, device: torch.device):
+        self.reader, self.protocol, self.plan = reader, protocol, plan
+        self.sample_batch, self.seed, self.lpips, self.i3d = sample_batch, seed, lpips, i3d
+        self.revisit, self.device = revisit, device
+
+    def _batches(self, task: str, run: int, use_codes: bool):
+        """Yield (chunk index, video uint8 (B, n, H, W, 3), actions (B, n), pose (B, n, P), conditioning
+        codes (B, cond, 16, 16) or None) of a run's examples; n = conditioning + predicted frames."""
+        cond, total = self.protocol.tasks(True)[task]
+        examples = self.plan[task][run]
+        for k in range(0, len(examples), self.sample_batch):
+            windows = [(e, *split_frames(s, cond, total)) for e, s in examples[k:k + self.sample_batch]]
+
+            def read(name, cond_only=False):
+                return np.stack([self.reader.read(name, e, c.start, c.stop if cond_only else p.stop)
+                                 for e, c, p in windows])
+            codes = torch.from_numpy(read("codes", cond_only=True).astype(np.int64)) if use_codes else None
+            yield (k // self.sample_batch, torch.from_numpy(read("video")), torch.from_numpy(read("actions")),
+                   read("pose"), codes)
+
+    def _generator(self, task: str, run: int, chunk: int) -> torch.Generator:
+        # the same draws for every model evaluated with this seed: a paired comparison
+        words = [self.seed, run, chunk, zlib.crc32(task.encode())]
+        return torch.Generator().manual_seed(int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> 1))
+
+    def run(self, model: Model, bar: tqdm) -> dict:
+        t0 = time.time()
+        use_codes = model.store_codes(self.reader)
+        out = self._frames(model, bar, use_codes)
+        for task in ("fvd", "fvd_kinetics"):
+            out[task] = self._fvd(model, task, bar, use_codes) if self.i3d[0] is not None else {"skipped": self.i3d[1]}
+        out["seconds"] = round(time.time() - t0, 2)
+        return out
+
+    def _frames(self, model: Model, bar: tqdm, use_codes: bool) -> dict:
+        cond = self.protocol.cond
+        names = ["psnr", "ssim"] + (["lpips"] if self.lpips[0] is not None else [])
+        per_run = {m: [] for m in names}
+        step_sum = {m: torch.zeros(self.protocol.horizon, dtype=torch.float64) for m in names}
+        step_count = 0
+        stats = RevisitStats() if "skipped" not in self.revisit else None
+        for run in range(len(self.plan["frames"])):
+            run_vals = {m: [] for m in names}
+            for chunk, video, actions, pose, codes in self._batches("frames", run, use_codes):
+                pred = model.predict(video, actions, cond, codes, self._generator("frames", run, chunk))
+                truth = video[:, cond:]
+                vals = {"psnr": psnr(pred, truth, self.device).cpu(), "ssim": ssim(pred, truth, self.device).cpu()}
+                if "lpips" in names:
+                    vals["lpips"] = self.lpips[0](pred, truth).cpu()
+                for m in names:                                   # (B, horizon) each
+                    run_vals[m].append(vals[m])
+                    step_sum[m] += torch.clamp(vals[m].double(), max=100.0).sum(0)
+                step_count += video.shape[0]
+                if stats is not None:
+                    for b in range(video.shape[0]):
+                        matches = match_revisits(pose[b, :cond], pose[b, cond:], self.revisit["radius"],
+                                                 self.revisit["yaw_tolerance"])
+                        stats.add(pred[b], truth[b], video[b, :cond], matches, vals["psnr"][b], vals["ssim"][b],
+                                  self.device)
+                bar.update(video.shape[0])
+            for m in names:
+                per_run[m].append(finite_mean(torch.cat(run_vals[m])))
+        out = {m: summarize(per_run[m]) for m in names}
+        if "lpips" not in names:
+            out["lpips"] = {"skipped": self.lpips[1]}
+        out["per_step"] = {m: [float(v) for v in step_sum[m] / step_count] for m in names}
+        out["revisit"] = dict(self.revisit, **stats.summary()) if stats is not None else self.revisit
+        return out
+
+    def _fvd(self, model: Model, task: str, bar: tqdm, use_codes: bool) -> dict:
+        from .i3d import i3d_features
+        cond, _ = self.protocol.tasks(True)[task]
+        values = []
+        for run in range(len(self.plan[task])):
+            real, fake = [], []
+            for chunk, video, actions, _, codes in self._batches(task, run, use_codes):
+                pred = model.predict(video, actions, cond, codes, self._generator(task, run, chunk))
+                generated = torch.cat([video[:, :cond], pred], 1)
+                real.append(i3d_features(self.i3d[0], video, self.device))
+                fake.append(i3d_features(self.i3d[0], generated, self.device))
+                bar.update(video.shape[0])
+            real, fake = torch.cat(real), torch.cat(fake)
+            if real.shape[0] < 2:
+                return {"skipped": f"FVD needs at least 2 videos per run, the test split has {real.shape[0]}"}
+            values.append(fvd_from_features(real.numpy(), fake.numpy()))
+        return summarize(values)
+
+
+# -- output -----------------------------------------------------------------------------------------
+
+def side_by_side(models: dict[str, dict]) -> dict:
+    """{metric: {model name: mean}} of the headline numbers (None where skipped)."""
+    def pick(res, *path):
+        for p in path:
+            res = res.get(p) if isinstance(res, dict) else None
+        return res
+    rows = {"psnr": ("psnr", "mean"), "ssim": ("ssim", "mean"), "lpips": ("lpips", "mean"),
+            "fvd": ("fvd", "mean"), "fvd_kinetics": ("fvd_kinetics", "mean"),
+            "revisit_psnr_vs_truth": ("revisit", "revisited", "psnr_vs_truth"),
+            "revisit_ssim_vs_truth": ("revisit", "revisited", "ssim_vs_truth"),
+            "revisit_psnr_vs_earlier": ("revisit", "revisited", "psnr_vs_earlier"),
+            "novel_psnr_vs_truth": ("revisit", "novel", "psnr_vs_truth"),
+            "novel_ssim_vs_truth": ("revisit", "novel", "ssim_vs_truth")}
+    return {row: {name: pick(res, *path) for name, res in models.items()} for row, path in rows.items()}
+
+
+def draw_curves(path: str, curves: dict[str, dict[str, list[float]]]) -> None:
+    """PNG of metric vs prediction step, one panel per metric, one line per model (pillow only)."""
+    from PIL import Image, ImageDraw
+    metrics = [m for m in ("psnr", "ssim", "lpips") if any(m in c for c in curves.values())]
+    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44)]
+    pw, ph, left = 420, 300, 52
+    img = Image.new("RGB", (pw * len(metrics), ph + 14 * len(curves) + 8), "white")
+    d = ImageDraw.Draw(img)
+    for i, m in enumerate(metrics):
+        x0, y0, x1, y1 = i * pw + left, 24, (i + 1) * pw - 16, ph - 28
+        vals = [v for c in curves.values() for v in c.get(m, []) if math.isfinite(v)]
+        lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+        if hi - lo < 1e-9:
+            lo, hi = lo - 0.5, hi + 0.5
+        n = max((len(c.get(m, [])) for c in curves.values()), default=1)
+        d.rectangle([x0, y0, x1, y1], outline=(120, 120, 120))
+        d.text((x0, 6), f"{m.upper()} vs prediction step", fill="black")
+        d.text((i * pw + 4, y0), f"{hi:.4g}", fill="black")
+        d.text((i * pw + 4, y1 - 10), f"{lo:.4g}", fill="black")
+        d.text((x0, y1 + 4), "1", fill="black")
+        d.text(((x0 + x1) // 2 - 30, y1 + 4), "prediction step", fill="black")
+        d.text((x1 - 24, y1 + 4), str(n), fill="black")
+        for j, c in enumerate(curves.values()):
+            pts = [(x0 + (x1 - x0) * (k / max(n - 1, 1)), y1 - (y1 - y0) * ((v - lo) / (hi - lo)))
+                   for k, v in enumerate(c.get(m, [])) if math.isfinite(v)]
+            if len(pts) > 1:
+                d.line(pts, fill=colors[j % len(colors)], width=2)
+            elif pts:
+                d.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2], fill=colors[j % len(colors)])
+    for j, name in enumerate(curves):
+        d.text((left, ph + 2 + 14 * j), f"- {name}", fill=colors[j % len(colors)])
+    img.save(path)
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    p.add_argument("--ckpt", required=True, help="train-teco run directory")
+    p.add_argument("--store", help="episode store (default: the store recorded in the run)")
+    p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.add_argument("--plot", help="per-step curve PNG (default: next to --out, suffix _curve.png)")
+    p.add_argument("--baseline", help="a second run (e.g. train-teco --context 16) evaluated side by side")
+    p.add_argument("--lpips-weights", help="local LPIPS weights (see teco/lpips.py for the layouts)")
+    p.add_argument("--i3d-weights", help="local I3D weights for FVD (see teco/i3d.py for the layouts)")
+    p.add_argument("--batch-size", type=int, default=256, help="examples per run (the paper: 256)")
+    p.add_argument("--runs", type=int, default=4, help="runs averaged (the paper: 4)")
+    p.add_argument("--sample-batch", type=int, default=32, help="examples sampled at once (memory)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cond", type=int, default=144)
+    p.add_argument("--horizon", type=int, default=156)
+    p.add_argument("--fvd-cond", type=int, default=36)
+    p.add_argument("--fvd-length", type=int, default=300)
+    p.add_argument("--kinetics-cond", type=int, default=20)
+    p.add_argument("--kinetics-length", type=int, default=100)
+    p.add_argument("--draft-steps", type=int, help="MaskGit draft steps (default: the run's config, 8 in the paper)")
+    p.add_argument("--revise-rounds", type=int, help="revision rounds (default: the run's config, 2)")
+    p.add_argument("--revise-steps", type=int, help="steps per revision round (default: the run's config, 8)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--revisit-radius", type=float, help="position tolerance in pose units (default per dataset)")
+    p.add_argument("--revisit-yaw", type=float, help="heading tolerance in degrees (default per dataset)")
+    return p
+
+
+def revisit_setup(reader: StoreReader, args) -> dict:
+    cfg = reader.config
+    names = [n.lower() for n in cfg.pose_names[:4]]
+    if len(names) < 4 or names[:3] != ["x", "y", "z"] or not names[3].startswith("yaw"):
+        return {"skipped": f"store pose is {cfg.pose_names}, revisits need x, y, z, yaw first"}
+    radius, yaw = tolerances(cfg.dataset, args.revisit_radius, args.revisit_yaw)
+    return {"radius": radius, "yaw_tolerance": yaw, "pose_units": cfg.params.get("pose_units")}
+
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    for flag in ("batch_size", "runs", "sample_batch"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
+    protocol = Protocol(args.cond, args.horizon, args.fvd_cond, args.fvd_length,
+                        args.kinetics_cond, args.kinetics_length)
+    sampler = Sampler(args.draft_steps, args.revise_rounds, args.revise_steps, args.temperature)
+    device = resolve_device(args.device)
+    torch.manual_seed(args.seed)
+    for path in (args.out, args.plot):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):
+            raise FileNotFoundError(f"output folder {folder} does not exist")
+
+    models = {"teco": Model(args.ckpt, device, sampler)}
+    if args.baseline:
+        models["baseline"] = Model(args.baseline, device, sampler)
+    main = models["teco"]
+    store_url = args.store or main.info.get("store")
+    if not store_url:
+        raise ValueError(f"{args.ckpt} records no store; pass --store PATH")
+    reader = StoreReader(store_url)
+    cfg = reader.config
+
+    test = sorted(set(main.test))
+    if not test:
+        raise ValueError(f"{args.ckpt}: the run's test split is empty")
+    for name, m in models.items():
+        leak = sorted(set(test) & set(m.train))
+        if leak:
+            raise ValueError(f"{name} run {m.run_dir} was trained on test episodes {leak[:5]}; "
+                             "evaluation must use held-out episodes only")
+    for m in models.values():
+        m.check_store(reader)
+    complete = set(reader.complete_indices().tolist())
+    missing = [i for i in test if i not in complete]
+    if missing:
+        raise ValueError(f"test episodes {missing[:5]} (of {len(missing)}) are not complete in {reader.url}")
+
+    lpips = load_optional(args.lpips_weights, "LPIPS", "--lpips-weights", lambda p: LPIPSMetric(p, device))
+    from .i3d import load_i3d
+    i3d = load_optional(args.i3d_weights, "I3D", "--i3d-weights", lambda p: load_i3d(p, device))
+    tasks = protocol.tasks(fvd=i3d[0] is not None)
+    need = {t: total for t, (_, total) in tasks.items()}
+    if cfg.length < max(need.values()):
+        detail = ", ".join(f"{t} needs {n}" for t, n in need.items())
+        raise ValueError(f"store episodes have {cfg.length} frames, the protocol needs more ({detail}); "
+                         "use --cond/--horizon/--fvd-length/--kinetics-length for shorter episodes")
+    plan = {t: plan_examples(test, cfg.length, n, args.batch_size, args.runs, args.seed) for t, n in need.items()}
+    per_run = len(plan["frames"][0])
+    notes = []
+    if per_run < args.batch_size:
+        notes.append(f"only {len(test)} test episodes: each run uses {per_run} examples instead of "
+                     f"{args.batch_size}; runs differ only by sampling randomness")
+    if i3d[0] is not None and per_run < 400:
+        notes.append(f"FVD from {per_run} videos per run: fewer than the 400 feature dimensions, so it is "
+                     "biased upwards; compare only with FVDs computed on the same number of videos")
+    revisit = revisit_setup(reader, args)
+
+    ev = Evaluation(reader, protocol, plan, args.sample_batch, args.seed, lpips, i3d, revisit, device)
+    total = sum(len(r) for p in plan.values() for r in p) * len(models)
+    results = {}
+    with tqdm(total=total, desc=PROG, unit="example") as bar:
+        for name, m in models.items():
+            results[name] = {"run": os.path.abspath(m.run_dir), "max_context": m.teco.cfg.max_context,
+                             "train_step": m.info.get("step"), "sampler": m.sampler, **ev.run(m, bar)}
+
+    plot = args.plot or os.path.splitext(args.out)[0] + "_curve.png"
+    report = {
+        "store": reader.url, "dataset": cfg.dataset, "test_episodes": len(test),
+        "protocol": {**asdict(protocol), "batch_size": args.batch_size, "runs": args.runs,
+                     "examples_per_run": per_run, "seed": args.seed},
+        "notes": notes, "models": results, "side_by_side": side_by_side(results), "curve_png": os.path.abspath(plot),
+    }
+    draw_curves(plot, {n: r["per_step"] for n, r in results.items()})
+    with open(args.out + ".tmp", "w") as f:
+        json.dump(_finite(report), f, indent=1, allow_nan=False)
+    os.replace(args.out + ".tmp", args.out)
+    for row, vals in report["side_by_side"].items():
+        print(f"{row:26s} " + "  ".join(f"{n}={_fmt(v)}" for n, v in vals.items()))
+    print(f"wrote {args.out} and {plot}")
+    return 0
+
+
+def _fmt(v) -> str:
+    return "skipped" if v is None else f"{v:.4g}"
+
+
+def _finite(x):
+    """JSON has no NaN/inf: such values (e.g. a mean over no frames) become null."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def main(argv=None) -> int:
+    return run_main(lambda: _main(argv), PROG)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

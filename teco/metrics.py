@@ -1,0 +1,165 @@
+"""TECO's evaluation metrics: PSNR, SSIM and LPIPS per frame, FVD from I3D features.
+
+Frames are channel-last, (..., H, W, 3): uint8 in [0, 255] or floating point already in [0, 1].
+PSNR and SSIM follow TECO's reference code (teco/metrics.py of wilson1yan/teco), itself the
+tf.image.psnr / tf.image.ssim definitions: max value 1, per-frame MSE over H, W, C; SSIM with an
+11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, 'valid' filtering, averaged over pixels
+and channels. That SSIM equals skimage's structural_similarity(..., gaussian_weights=True,
+sigma=1.5, use_sample_covariance=False, data_range=1, channel_axis=-1).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+
+
+def to_unit(frames, device: torch.device | str | None = None) -> torch.Tensor:
+    """uint8 [0, 255] or float [0, 1] frames (array or tensor) -> float32 tensor in [0, 1], same shape."""
+    x = torch.as_tensor(frames)
+    if device is not None:
+        x = x.to(device)
+    if x.dtype == torch.uint8:
+        return x.float() / 255.0
+    if not x.is_floating_point():
+        raise ValueError(f"frames must be uint8 or floating point in [0, 1], got {x.dtype}")
+    return x.float()
+
+
+def _pair(pred, target, device) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = to_unit(pred, device), to_unit(target, device)
+    if a.shape != b.shape:
+        raise ValueError(f"prediction and target shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.ndim < 3 or a.shape[-1] not in (1, 3):
+        raise ValueError(f"frames must be (..., H, W, C) with C in (1, 3), got {tuple(a.shape)}")
+    return a, b
+
+
+@torch.no_grad()
+def psnr(pred, target, device=None) -> torch.Tensor:
+    """Per-frame PSNR in dB, (..., H, W, C) -> (...); identical frames give +inf."""
+    a, b = _pair(pred, target, device)
+    mse = (a.double() - b.double()).pow(2).mean(dim=(-3, -2, -1))
+    return (-10.0 * torch.log10(mse)).float()   # max value 1: 20 log10(1) = 0
+
+
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """Normalised 1-D Gaussian (size,); the 2-D window is its outer product (separable)."""
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+    g = torch.exp(-coords ** 2 / (2.0 * sigma ** 2))
+    return g / g.sum()
+
+
+@torch.no_grad()
+def ssim(pred, target, device=None, window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA,
+         k1: float = SSIM_K1, k2: float = SSIM_K2) -> torch.Tensor:
+    """Per-frame SSIM, (..., H, W, C) -> (...); identical frames give 1."""
+    a, b = _pair(pred, target, device)
+    a, b = a.double(), b.double()   # E[x^2] - E[x]^2 cancels badly in float32 on flat regions
+    *lead, h, w, c = a.shape
+    if h < window or w < window:
+        raise ValueError(f"SSIM needs frames of at least {window}x{window} pixels, got {h}x{w}")
+    # (N*C, 1, H, W): every channel filtered independently, as a depthwise conv would
+    a = a.reshape(-1, h, w, c).permute(0, 3, 1, 2).reshape(-1, 1, h, w)
+    b = b.reshape(-1, h, w, c).permute(0, 3, 1, 2).reshape(-1, 1, h, w)
+    g = gaussian_window(window, sigma).to(a.device)
+    gx, gy = g.view(1, 1, 1, window), g.view(1, 1, window, 1)
+
+    def blur(x):   # 'valid' separable Gaussian filtering: (M, 1, H, W) -> (M, 1, H-10, W-10)
+        return F.conv2d(F.conv2d(x, gx), gy)
+
+    c1, c2 = k1 ** 2, k2 ** 2    # (K * max_value)^2 with max_value 1
+    mu_a, mu_b = blur(a), blur(b)
+    mu_ab, mu_aa, mu_bb = mu_a * mu_b, mu_a * mu_a, mu_b * mu_b
+    var_a = blur(a * a) - mu_aa
+    var_b = blur(b * b) - mu_bb
+    cov = blur(a * b) - mu_ab
+    s = ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_aa + mu_bb + c1) * (var_a + var_b + c2))
+    per_channel = s.mean(dim=(-2, -1)).reshape(-1, c)   # (N, C)
+    return per_channel.mean(dim=-1).reshape(lead).float()
+
+
+class LPIPSMetric:
+    """Per-frame LPIPS distance with the perceptual network of teco/lpips.py, loaded from a local file."""
+
+    def __init__(self, path: str, device: torch.device | str = "cpu", batch_size: int = 64):
+        from teco.lpips import LPIPS   # deferred: only needed when the user gives weights
+        self.device = torch.device(device)
+        self.net = LPIPS.from_file(path).to(self.device).eval()
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def __call__(self, pred, target) -> torch.Tensor:
+        """(..., H, W, 3) frames -> (...) distances (lower is closer)."""
+        a, b = _pair(pred, target, self.device)
+        lead = a.shape[:-3]
+        a = a.reshape(-1, *a.shape[-3:]).permute(0, 3, 1, 2) * 2 - 1   # (N, 3, H, W) in [-1, 1]
+        b = b.reshape(-1, *b.shape[-3:]).permute(0, 3, 1, 2) * 2 - 1
+        out = [self.net(a[i:i + self.batch_size], b[i:i + self.batch_size]).reshape(-1).float()
+               for i in range(0, a.shape[0], self.batch_size)]
+        return torch.cat(out).reshape(lead)
+
+
+def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) features -> mean (D,), covariance (D, D) (unbiased, as tfgan and pytorch-fid use)."""
+    f = np.asarray(features, np.float64)
+    if f.ndim != 2 or f.shape[0] < 2:
+        raise ValueError(f"need at least 2 feature vectors of shape (N, D), got {f.shape}")
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians."""
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(f"feature dimensions differ: {mu1.shape} vs {mu2.shape}")
+    diff = mu1 - mu2
+    covmean = _sqrtm(sigma1 @ sigma2)
+    if covmean is None:
+        # singular product (fewer samples than dimensions, as FVD on 256 videos of 400 logits):
+        # regularise as pytorch-fid does
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset), strict=False)
+    if np.iscomplexobj(covmean):
+        # round-off gives tiny imaginary parts; a large one means the statistics are broken
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3 * max(1.0, np.abs(covmean).max())):
+            raise ValueError(f"imaginary component {np.abs(covmean.imag).max():.3g} in the covariance square root")
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def _sqrtm(a: np.ndarray, strict: bool = True):
+    """Matrix square root; None when strict and the result is not finite or inaccurate."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # singularity is detected and handled by the caller
+        root = scipy.linalg.sqrtm(a)
+    if not strict:
+        return root
+    err = np.linalg.norm(root @ root - a) / max(np.linalg.norm(a), 1e-30)
+    return root if np.isfinite(root).all() and err < 1e-6 else None
+
+
+def fvd_from_features(real, fake) -> float:
+    """Frechet distance between two sets of I3D features (N, D) and (M, D)."""
+    return frechet_distance(*feature_stats(real), *feature_stats(fake))
+
+
+def summarize(values) -> dict:
+    """Mean and standard deviation over runs, as the paper reports (mean +/- std of 4 runs)."""
+    v = np.asarray(values, np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std()), "per_run": [float(x) for x in v]}
+
+
+def finite_mean(x: torch.Tensor) -> float:
+    """Mean of a metric tensor; an exact reconstruction's +inf PSNR would swamp it, so it is capped at 100 dB."""
+    return float(torch.clamp(x.double(), max=100.0).mean()) if x.numel() else math.nan

@@ -1,0 +1,78 @@
+"""Revisit detection on a synthetic trajectory with planted revisits; per-class scores."""
+import numpy as np
+import pytest
+import torch
+
+from teco.revisit import RevisitStats, match_revisits, tolerances, yaw_difference
+
+torch.set_num_threads(1)
+
+
+def test_yaw_difference_wraps():
+    assert yaw_difference(359.0, 1.0) == pytest.approx(2.0)
+    assert yaw_difference(-170.0, 170.0) == pytest.approx(20.0)
+    assert yaw_difference(90.0, 270.0) == pytest.approx(180.0)
+    assert yaw_difference(720.0 + 5, 0.0) == pytest.approx(5.0)
+
+
+def _pose(x, y, yaw, z=0.0):
+    return [x, y, z, yaw, 0.0]     # an extra trailing pose channel must be ignored
+
+
+def test_planted_revisits_found_exactly():
+    # conditioning: a straight corridor, 100 units apart, heading east (yaw 0) then one frame heading ~north
+    cond = np.array([_pose(100.0 * i, 0.0, 1.0) for i in range(10)] + [_pose(0.0, 500.0, 90.0)], np.float32)
+    pred = np.array([
+        _pose(2000.0, 0.0, 0.0),        # 0: far away -> novel
+        _pose(310.0, 5.0, 359.0),       # 1: near cond 3 (dist ~11), yaw 359 vs 1 -> 2 deg: revisit of 3
+        _pose(300.0, 0.0, 180.0),       # 2: right place, facing the other way -> novel
+        _pose(0.0, 520.0, 105.0),       # 3: near cond 10, yaw diff 15 -> revisit of 10
+        _pose(0.0, 526.0, 90.0),        # 4: 26 units away (radius 25) -> novel
+        _pose(650.0, 0.0, 10.0),        # 5: halfway between 6 and 7 (50 away) -> novel
+        _pose(690.0, 0.0, 21.0),        # 6: near cond 7 but yaw diff 20 vs tol 20 -> revisit of 7 (inclusive)
+        _pose(690.0, 0.0, 22.0),        # 7: yaw diff 21 -> novel
+        _pose(900.0, 0.0, -358.0),      # 8: yaw -358 == 2 -> revisit of 9
+    ], np.float32)
+    m = match_revisits(cond, pred, radius=25.0, yaw_tol=20.0)
+    assert m.tolist() == [-1, 3, -1, 10, -1, -1, 7, -1, 9]
+
+
+def test_closest_then_latest_wins_and_nan_never_matches():
+    cond = np.array([_pose(0, 0, 0), _pose(10, 0, 0), _pose(4, 0, 0), _pose(4, 0, 0), _pose(np.nan, 0, 0)], np.float32)
+    pred = np.array([_pose(5, 0, 0), _pose(np.nan, np.nan, np.nan)], np.float32)
+    assert match_revisits(cond, pred, radius=25.0, yaw_tol=20.0).tolist() == [3, -1]
+    with pytest.raises(ValueError, match="P >= 4"):
+        match_revisits(cond[:, :3], pred[:, :3], 1.0, 1.0)
+
+
+def test_tolerances_defaults_and_overrides():
+    assert tolerances("dmlab") == (25.0, 20.0)
+    assert tolerances("minecraft") == (1.0, 20.0)
+    assert tolerances("habitat") == (0.25, 15.0)
+    assert tolerances("habitat", radius=0.5) == (0.5, 15.0)
+    assert tolerances("my_import", 2.0, 10.0) == (2.0, 10.0)
+    with pytest.raises(ValueError, match="no revisit defaults"):
+        tolerances("my_import")
+    with pytest.raises(ValueError, match="radius must be"):
+        tolerances("dmlab", radius=0.0)
+
+
+def test_revisit_stats_scores_each_class():
+    rng = np.random.default_rng(0)
+    cond_video = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    truth = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    pred = truth.copy()
+    pred[1] = cond_video[2]          # frame 1 revisits cond 2 and the model redraws it exactly
+    matches = np.array([-1, 2, -1, 0])
+    stats = RevisitStats()
+    stats.add(pred, truth, cond_video, matches)
+    s = stats.summary()
+    assert (s["revisited_frames"], s["novel_frames"], s["examples"]) == (2, 2, 1)
+    assert s["novel"]["ssim_vs_truth"] == pytest.approx(1.0, abs=1e-6)       # novel frames equal the truth
+    assert s["novel"]["psnr_vs_truth"] == pytest.approx(100.0)               # +inf capped
+    # revisited: frame 1 equals its earlier frame (inf -> 100 dB), frame 3 is unrelated noise (~8 dB)
+    assert 50.0 < s["revisited"]["psnr_vs_earlier"] < 60.0
+    assert s["revisited"]["ssim_vs_truth"] < 0.9
+    assert s["revisited"]["truth_psnr_vs_earlier"] < 20.0
+    empty = RevisitStats().summary()
+    assert empty["revisited_frames"] == 0 and empty["revisited"]["psnr_vs_truth"] is None
