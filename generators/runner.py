@@ -59,6 +59,8 @@ class RunReport:
     first_done: float | None = None      # wall time of the first and last finished episode: the rate
     last_done: float | None = None       # between them excludes cluster start-up and JIT warm-up
     frames_after_first: int = 0
+    sim_seconds: float = 0.0             # summed over workers: where a worker's time goes
+    write_seconds: float = 0.0
 
     @property
     def frames_per_s(self) -> float:
@@ -78,12 +80,15 @@ class SimWorker:
         self.backend = spec.make_backend(backend, params)
         self.writer = StoreWriter.open(store_url)
 
-    def run(self, index: int, base_seed: int, attempt: int) -> tuple[int, int, int]:
+    def run(self, index: int, base_seed: int, attempt: int) -> tuple[int, int, int, float, float]:
+        """-> (index, seed used, frames, simulation seconds, write seconds)."""
+        t0 = time.perf_counter()
         ep = self.spec.episode(self.backend, index, base_seed, self.params)
+        t1 = time.perf_counter()
         faults.inject(index, attempt)
-        self.writer.write_episode(index, ep.video, ep.actions, ep.pose, **ep.extras)
+        self.writer.write_episode(index, ep.video, ep.actions, ep.pose, fresh=True, **ep.extras)
         seed = ep.seed if ep.seed >= 0 else episode_seed(base_seed, index)
-        return index, int(seed), len(ep.video)
+        return index, int(seed), len(ep.video), t1 - t0, time.perf_counter() - t1
 
     def ping(self) -> int:
         return os.getpid()
@@ -239,7 +244,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
             for ref in ready:
                 k, i, _start = inflight.pop(ref)
                 try:
-                    idx, seed, frames = ray.get(ref)
+                    idx, seed, frames, sim_s, write_s = ray.get(ref)
                 except ray.exceptions.RayActorError as e:
                     pool.replace(k)
                     fail(k, i, f"worker died: {type(e).__name__}")
@@ -256,6 +261,8 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                         writer.record_failed(idx, None)
                     report.generated += 1
                     report.frames += frames
+                    report.sim_seconds += sim_s
+                    report.write_seconds += write_s
                     now = time.time()
                     if report.first_done is None:
                         report.first_done = now

@@ -46,6 +46,16 @@ def subprocess_env(ray_home: dict, **extra) -> dict:
     return env
 
 
+def call_cli(fn, argv) -> tuple[int, str]:
+    """Run a console script's main(argv) in-process: (exit code, stderr)."""
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = fn(argv)
+    return code, err.getvalue()
+
+
 def structured_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     """Frames with real structure (moving gradient + squares), compressible like rendered video."""
     g = np.random.default_rng(seed)

@@ -1,14 +1,11 @@
 """Fault injection beyond the runner's own tests: damaged stores, and bad input on every console script."""
-import contextlib
-import io
-import json
 import os
 
 import numpy as np
 import pytest
 import zarr
 
-from conftest import structured_frames
+from conftest import call_cli, structured_frames
 from storage import StoreConfig, StoreError, StoreReader, StoreWriter
 from storage.cli import main as store_cli
 from storage.loader import WindowDataset
@@ -86,13 +83,6 @@ def test_missing_and_truncated_objects_named_by_episode(tmp_path):
     assert seen == [0, 3]
 
 
-def run_cli(fn, argv):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = fn(argv)
-    return code, err.getvalue()
-
-
 def bad_inputs(tmp_path, store):
     from generators.dmlab.cli import main as gen_dmlab
     from generators.habitat.cli import main as gen_habitat
@@ -125,7 +115,7 @@ def test_every_generator_and_store_cli_fails_in_one_line_and_writes_nothing(tmp_
     store = str(tmp_path / "s.zarr")
     make_store(store)
     for fn, argv, msg in bad_inputs(tmp_path, store):
-        code, err = run_cli(fn, argv)
+        code, err = call_cli(fn, argv)
         assert code == 2, (argv, err)
         assert msg.lower() in err.lower(), (argv, err)
         assert err.count("\n") == 1 and "Traceback" not in err, (argv, err)

@@ -1,6 +1,4 @@
 """Training under faults: a kill mid-run and mid-checkpoint-write, a damaged store, bad input."""
-import contextlib
-import io
 import os
 import signal
 import subprocess
@@ -10,7 +8,7 @@ import time
 import pytest
 import torch
 
-from conftest import subprocess_env
+from conftest import call_cli, subprocess_env
 from test_teco_train import args, make_store, make_vqgan_run
 from teco.checkpoint import load_checkpoint, save_checkpoint
 from teco.runlog import read_log
@@ -78,13 +76,6 @@ def test_training_continues_past_a_damaged_episode(setup, tmp_path, caplog):
     assert "skipping episode 2" in caplog.text
 
 
-def one_line_error(fn, argv):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = fn(argv)
-    return code, err.getvalue()
-
-
 def test_teco_clis_bad_input_one_line_nothing_written(setup, tmp_path):
     from teco.encode import main as encode
     from teco.evaluate import main as evaluate
@@ -108,7 +99,7 @@ def test_teco_clis_bad_input_one_line_nothing_written(setup, tmp_path):
         (evaluate, ["--ckpt", str(tmp_path / "norun"), "--out", str(tmp_path / "m.json")], "norun"),
     ]
     for fn, argv, msg in cases:
-        code, err = one_line_error(fn, argv)
+        code, err = call_cli(fn, argv)
         assert code == 2, (argv, err)
         assert msg.lower() in err.lower() and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
         assert not os.path.exists(out) and not os.path.exists(tmp_path / "s.npz"), argv

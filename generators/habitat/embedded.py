@@ -11,7 +11,7 @@ import numpy as np
 from ..seeds import rng as seeded_rng
 from .navgrid import NavGrid, NavSettings, build_navgrid
 from .protocol import MOVE_FORWARD, STOP, TURN_LEFT, TURN_RIGHT, protocol_from_params, sample_start, wrap_yaw, yaw_forward
-from .scenes import SceneUnusable, load_scene_mesh, simplify_mesh
+from .scenes import SceneUnusable, load_scene_mesh, scene_to_load, simplify_mesh
 
 # The follower's internal codes, as habitat's GreedyFollowerCodes.
 _ERROR, _STOP, _FORWARD, _LEFT, _RIGHT = -2, -1, 0, 1, 2
@@ -145,13 +145,9 @@ class EmbeddedBackend:
     # ---------------------------------------------------------------------------------- scenes
     def load_scene(self, index: int) -> None:
         """Make scene `index` current (no-op if it already is). SceneUnusable if it cannot be used."""
-        if index == self.scene_index:
+        path = scene_to_load(index, self.scene_index, self.scenes, self.unusable)
+        if path is None:
             return
-        if not 0 <= index < len(self.scenes):
-            raise ValueError(f"scene index {index} out of range (0..{len(self.scenes) - 1})")
-        if index in self.unusable:
-            raise SceneUnusable(self.unusable[index])
-        path = self.scenes[index]
         try:
             mesh = load_scene_mesh(path, self.up)
             grid = build_navgrid(mesh.positions, mesh.faces, self.nav)

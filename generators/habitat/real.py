@@ -11,7 +11,7 @@ import numpy as np
 
 from ..seeds import rng as seeded_rng
 from .protocol import MOVE_FORWARD, STOP, TURN_LEFT, TURN_RIGHT, protocol_from_params, sample_start, wrap_yaw
-from .scenes import SceneUnusable
+from .scenes import SceneUnusable, scene_to_load
 
 SENSOR = "color_sensor"
 _NAMES = {MOVE_FORWARD: "move_forward", TURN_LEFT: "turn_left", TURN_RIGHT: "turn_right"}
@@ -83,13 +83,9 @@ class HabitatSimBackend:
 
     def load_scene(self, index: int) -> None:
         """Make scene `index` current (reconfiguring the simulator only on a change)."""
-        if index == self.scene_index:
+        path = scene_to_load(index, self.scene_index, self.scenes, self.unusable)
+        if path is None:
             return
-        if not 0 <= index < len(self.scenes):
-            raise ValueError(f"scene index {index} out of range (0..{len(self.scenes) - 1})")
-        if index in self.unusable:
-            raise SceneUnusable(self.unusable[index])
-        path = self.scenes[index]
         config, settings = self.configuration(path)
         try:
             if self.sim is None:

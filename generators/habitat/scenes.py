@@ -117,6 +117,18 @@ def usable_scene_files(paths: list[str]) -> list[str]:
     return keep
 
 
+def scene_to_load(index: int, current: int | None, scenes: list[str], unusable: dict[int, str]) -> str | None:
+    """The path a backend must load to make scene `index` current, or None if it already is.
+    Both backends keep `unusable` (index -> reason) so a bad scene is diagnosed once."""
+    if index == current:
+        return None
+    if not 0 <= index < len(scenes):
+        raise ValueError(f"scene index {index} out of range (0..{len(scenes) - 1})")
+    if index in unusable:
+        raise SceneUnusable(unusable[index])
+    return scenes[index]
+
+
 def choose_scene(seed: int, n_scenes: int, draw: int = 0) -> int:
     """Scene index of an episode: the `draw`-th uniform draw of its own stream (draws > 0 replace scenes
     found unusable in a worker, so every worker moves the episode to the same scene)."""
