@@ -131,7 +131,7 @@ def _load_state(path) -> dict:
 
 _SLICE = re.compile(r"(?:^|\.)net\.slice[1-5]\.(\d+)\.(weight|bias)$")
 _FEAT = re.compile(r"(?:^|\.)features\.(\d+)\.(weight|bias)$")
-_LIN = re.compile(r"(?:^|\.)lin(?:s\.)?([0-4])\.model\.\d+\.weight$")
+_LIN = re.compile(r"(?:^|\.)lin(?:s\.)?([0-4])(?:\.model\.\d+)?\.weight$")
 
 
 def _map_keys(state: dict) -> dict:

@@ -235,3 +235,15 @@ def test_resume_and_user_errors(tmp_path, capsys):
                        "--device", "cpu", "--num-workers", "0"]) == 2
     assert "expects 64x64" in capsys.readouterr().err
     assert _train(str(tmp_path / "missing.zarr"), tmp_path / "r3") == 2
+
+
+def test_lpips_reloads_its_own_state_dict(tmp_path):
+    from teco.lpips import LPIPS
+    torch.manual_seed(0)
+    m = LPIPS("alex")
+    for p in m.parameters():
+        p.data.normal_()
+    torch.save(m.state_dict(), tmp_path / "own.pt")
+    m2 = LPIPS.from_file(str(tmp_path / "own.pt"))
+    x, y = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    assert torch.allclose(m(x, y), m2(x, y))
