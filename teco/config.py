@@ -6,6 +6,14 @@ import dataclasses
 from dataclasses import dataclass, field
 
 
+def strict_from_json(cls, d: dict, what: str):
+    """A config dataclass from its JSON dict; unknown keys are an error (a run made by other code)."""
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} config fields: {sorted(unknown)}")
+    return cls(**d)
+
+
 @dataclass
 class TransformerConfig:
     embed_dim: int
@@ -109,11 +117,7 @@ class TECOConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "TECOConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown TECO config fields: {sorted(unknown)}")
-        return cls(**d)
+        return strict_from_json(cls, d, "TECO")
 
 
 TECO_CONFIGS: dict[str, TECOConfig] = {

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checkpoint import checkpoint_hash, load_checkpoint
+from .config import strict_from_json
 from .modules import AttnBlock, Downsample, ResBlock, Upsample, VectorQuantizer, group_norm
 
 
@@ -62,11 +63,7 @@ class VQGANConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "VQGANConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown VQ-GAN config fields: {sorted(unknown)}")
-        return cls(**d)
+        return strict_from_json(cls, d, "VQ-GAN")
 
 
 # Codebook sizes: the paper's Habitat VQ-GAN is named for 8192 codes (habitat_8192 in TECO's configs);
