@@ -11,7 +11,6 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import ray
 from tqdm import tqdm
 
@@ -221,7 +220,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                desc=f"{spec.name} [{backend}, {n} workers]", dynamic_ncols=True, smoothing=0.05)
     last_beat = time.time()
 
-    def fail(k: int, i: int, why: str) -> None:
+    def fail(i: int, why: str) -> None:
         attempts[i] += 1
         if attempts[i] <= opts.max_retries:
             report.retried += 1
@@ -247,14 +246,14 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                     idx, seed, frames, sim_s, write_s = ray.get(ref)
                 except ray.exceptions.RayActorError as e:
                     pool.replace(k)
-                    fail(k, i, f"worker died: {type(e).__name__}")
+                    fail(i, f"worker died: {type(e).__name__}")
                 except ray.exceptions.RayTaskError as e:
                     cause = e.cause if getattr(e, "cause", None) is not None else e
                     if isinstance(cause, OSError) and cause.errno in NO_SPACE:   # retrying cannot help
                         raise StoreError(f"no space left on the device holding {writer.url} (writing episode "
                                          f"{i}); complete episodes are intact: free space and rerun the same "
                                          "command to resume") from None
-                    fail(k, i, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}")
+                    fail(i, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}")
                 else:
                     writer.mark_complete(idx, seed)
                     if idx in previously_failed:
@@ -279,7 +278,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                     if now - start > opts.episode_timeout:
                         inflight.pop(ref)
                         pool.replace(k)
-                        fail(k, i, f"timed out after {opts.episode_timeout:.0f} s")
+                        fail(i, f"timed out after {opts.episode_timeout:.0f} s")
                         idle.append(k)
             if time.time() - last_beat > 60:
                 lock.heartbeat()

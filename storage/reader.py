@@ -8,7 +8,7 @@ import numpy as np
 import zarr
 
 from . import store as _store
-from .schema import StoreConfig, StoreError, array_specs
+from .schema import StoreError, array_specs
 
 
 class StoreReader:

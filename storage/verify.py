@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .reader import StoreReader, object_keys
-from .schema import StoreError, array_specs
+from .schema import array_specs
 
 
 @dataclass

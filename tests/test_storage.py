@@ -1,5 +1,4 @@
 """Store format, writer, reader, verify and the streaming dataset (issue: foundation)."""
-import dataclasses
 import glob
 import multiprocessing as mp
 import os
