@@ -93,7 +93,7 @@ def test_raising_episode_is_retried_then_reported(reference, tmp_path, monkeypat
 def test_hanging_episode_times_out(tmp_path, ray_cluster, monkeypatch):
     monkeypatch.setenv("TECO_FAULTS", "hang:0")
     url = tmp_path / "h.zarr"
-    rep = run(url, 3, workers=2, max_retries=0, episode_timeout=6)
+    rep = run(url, 3, workers=2, max_retries=0, episode_timeout=12)   # > a fresh worker's start-up under load
     assert list(rep.failed) == [0] and "timed out" in rep.failed[0]
     assert StoreReader(url).complete_indices().tolist() == [1, 2]
 
