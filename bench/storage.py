@@ -60,10 +60,11 @@ def main() -> None:
     win_bytes = args.window * eps[0].video[0].nbytes
     rows, fig = [], {"source": source, "episodes": len(eps), "raw_bytes": raw}
     try:
-        variants = {"zarr_zstd3": 3, "zarr_zstd1": 1, "zarr_zstd9": 9}
-        for name, level in variants.items():
+        # (zstd level, frames per inner chunk); the store's default is level 1, 50-frame chunks
+        variants = {"zarr_zstd1": (1, 50), "zarr_zstd3": (3, 50), "zarr_zstd9": (9, 50), "zarr_zstd1_c25": (1, 25)}
+        for name, (level, chunk) in variants.items():
             url = os.path.join(tmp, name + ".zarr")
-            c = StoreConfig(**{**cfg.to_json(), "compression_level": level})
+            c = StoreConfig(**{**cfg.to_json(), "compression_level": level, "chunk_frames": chunk})
             t0 = time.perf_counter()
             w = StoreWriter.create(url, c)
             for i, e in enumerate(eps):

@@ -79,8 +79,7 @@ class SyntheticSpec(DatasetSpec):
         r = params["resolution"]
         return StoreConfig(dataset=self.name, episodes=episodes, length=params["length"], height=r, width=r,
                            action_names=ACTIONS, pose_names=["x", "y", "z", "yaw"], backend=backend,
-                           backend_version=PanBackend.version, seed=seed, params=params,
-                           chunk_frames=min(25, params["length"]))
+                           backend_version=PanBackend.version, seed=seed, params=params)
 
     def make_backend(self, backend, params):
         return PanBackend(params["resolution"], world=max(64, 2 * params["resolution"]))

@@ -33,7 +33,7 @@ class StoreConfig:
     seed: int = 0                      # base seed; episode i uses generators.seeds.episode_seed(seed, i)
     params: dict[str, Any] = field(default_factory=dict)      # policy / protocol parameters
     episode_fields: dict[str, str] = field(default_factory=dict)  # extra per-episode scalars: name -> dtype
-    chunk_frames: int = 25             # frames per inner chunk of video/codes (one shard per episode)
+    chunk_frames: int = 50             # frames per inner chunk of video/codes (one shard per episode; bench/storage.py)
     compression_level: int = 1         # zstd level (bench/storage.py: level 1 keeps up with 2000+ frames/s)
 
     def __post_init__(self):

@@ -105,8 +105,7 @@ class DmlabSpec(DatasetSpec):
         r = params["resolution"]
         return StoreConfig(dataset=self.name, episodes=episodes, length=params["length"], height=r, width=r,
                            action_names=list(ACTION_NAMES), pose_names=["x", "y", "z", "yaw"], backend=backend,
-                           backend_version=self.backend_version(backend, params), seed=seed, params=dict(params),
-                           chunk_frames=min(25, params["length"]))
+                           backend_version=self.backend_version(backend, params), seed=seed, params=dict(params))
 
     def make_backend(self, backend: str, params: dict[str, Any]) -> Backend:
         if backend == self.real_backend:

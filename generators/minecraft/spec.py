@@ -65,8 +65,7 @@ class MinecraftSpec(DatasetSpec):
         r = params["resolution"]
         return StoreConfig(dataset=self.name, episodes=episodes, length=params["length"], height=r, width=r,
                            action_names=list(P.ACTION_NAMES), pose_names=list(P.POSE_NAMES), backend=backend,
-                           backend_version=backend_version(backend), seed=seed, params=dict(params),
-                           chunk_frames=min(25, params["length"]))
+                           backend_version=backend_version(backend), seed=seed, params=dict(params))
 
     def make_backend(self, backend: str, params: dict[str, Any]) -> Backend:
         r = params["resolution"]
