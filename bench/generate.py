@@ -135,8 +135,13 @@ def main() -> None:
                 r2 = e2e(SPEC, params, n_e2e, 2, tmp)
                 fig["dmlab_e2e_2w_fps"] = r2.steady_frames_per_s
                 fig["dmlab_e2e_2w_over_1w"] = r2.steady_frames_per_s / r1.steady_frames_per_s
+                fig["dmlab_2w_worker_sim_ms_per_episode"] = 1000 * r2.sim_seconds / r2.generated
+                fig["dmlab_2w_worker_write_ms_per_episode"] = 1000 * r2.write_seconds / r2.generated
                 rows.append((name, "gen end to end, 2 workers", r2.steady_frames_per_s,
                              f"{fig['dmlab_e2e_2w_over_1w']:.2f}x 1 worker (goal >= 1.7)"))
+                rows.append((name, "  in each worker: simulate / write ms per episode",
+                             fig["dmlab_2w_worker_sim_ms_per_episode"],
+                             f"{fig['dmlab_2w_worker_write_ms_per_episode']:.1f} ms write"))
                 b2 = bare_parallel_fps(SPEC, params, 3 * args.bare_episodes, 2)
                 fig["dmlab_bare_2p_fps"] = b2
                 fig["dmlab_bare_2p_over_bare"] = b2 / bare
