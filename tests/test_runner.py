@@ -215,3 +215,32 @@ def test_verify_mark_incomplete_then_regenerate(reference, tmp_path):
     assert StoreReader(url).complete_indices().tolist() == [0, 1, 2, 3, 5]
     assert run(url, 6).generated == 1
     assert store_cli(["verify", url, "--no-progress"]) == 0 and same_bytes(reference, url, 6)
+
+
+@pytest.mark.slow
+def test_joins_an_existing_cluster_with_address(reference, tmp_path, ray_home):
+    """--address joins a cluster started with `ray start` (on loopback) and leaves it running."""
+    env = subprocess_env(ray_home)
+    addr = "127.0.0.1:6397"
+    # --block keeps the cluster's processes children of this one, so only this cluster is stopped after
+    head = subprocess.Popen(["ray", "start", "--head", "--block", "--num-cpus", "2", "--port", addr.split(":")[1],
+                             "--node-ip-address", "127.0.0.1", "--include-dashboard=false",
+                             "--disable-usage-stats", "--temp-dir", ray_home["temp_dir"] + "_c"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    status = lambda: subprocess.run(["ray", "status", "--address", addr], env=env, capture_output=True,
+                                    timeout=60).returncode
+    try:
+        deadline = time.time() + 120
+        while status() != 0:
+            assert time.time() < deadline and head.poll() is None, "ray start --head did not come up"
+            time.sleep(1)
+        url = str(tmp_path / "a.zarr")
+        cmd, env2 = cli(["--episodes", "6", "--out", url, "--length", "20", "--resolution", "16",
+                         "--address", addr, "--no-progress"], ray_home)
+        out = subprocess.run(cmd, env=env2, capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr
+        assert same_bytes(reference, url, 6)
+        assert status() == 0      # our run did not shut the user's cluster down
+    finally:
+        head.send_signal(signal.SIGTERM)
+        head.wait(60)
