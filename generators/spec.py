@@ -2,6 +2,7 @@
 `DatasetSpec` subclass instance named SPEC in its `spec.py`."""
 from __future__ import annotations
 
+import abc
 import argparse
 from typing import Any, Hashable
 
@@ -11,7 +12,7 @@ from .backend import Backend
 from .rollout import Episode
 
 
-class DatasetSpec:
+class DatasetSpec(abc.ABC):
     name: str = ""                 # "dmlab": the store's `dataset` attribute
     real_backend: str = ""         # "deepmind_lab"
     real_module: str = ""          # module whose import decides auto-selection
@@ -21,24 +22,25 @@ class DatasetSpec:
     def add_args(self, parser: argparse.ArgumentParser) -> None:
         """Dataset flags (resolution, episode length, policy parameters, ...) with the paper's defaults."""
 
+    @abc.abstractmethod
     def params(self, args: argparse.Namespace) -> dict[str, Any]:
         """JSON-able parameters from the parsed flags; stored in the store's attrs and handed to every
         other method here (inside Ray workers too, so keep them plain data)."""
-        raise NotImplementedError
 
     def validate(self, params: dict[str, Any], backend: str) -> None:
         """Raise ValueError with a one-line message for unsupported settings (e.g. a resolution)."""
 
+    @abc.abstractmethod
     def store_config(self, params: dict[str, Any], backend: str, episodes: int, seed: int) -> StoreConfig:
-        raise NotImplementedError
+        """What the store records: shapes, action and pose names, backend version, params."""
 
+    @abc.abstractmethod
     def make_backend(self, backend: str, params: dict[str, Any]) -> Backend:
         """Build the simulator (called once per Ray worker; may be expensive)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def episode(self, backend: Backend, index: int, base_seed: int, params: dict[str, Any]) -> Episode:
         """Roll out episode `index` (seeds from generators.seeds.episode_seed(base_seed, index, attempt))."""
-        raise NotImplementedError
 
     def group(self, index: int, base_seed: int, params: dict[str, Any]) -> Hashable:
         """Episodes of one group (e.g. one scene) are handed to the same worker in a row where possible."""

@@ -46,7 +46,7 @@ class PanBackend:
         return None
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the world is a numpy array."""
 
 
 class RandomPolicy:
