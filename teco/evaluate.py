@@ -37,6 +37,7 @@ from storage.cli_util import run_main
 from .metrics import LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize
 from .revisit import RevisitStats, match_revisits, tolerances
 from .runlog import resolve_device
+from .sample import Sampler
 
 PROG = "eval-teco"
 CODES_CHUNK = 256     # frames per VQ-GAN encode/decode call
@@ -92,21 +93,6 @@ def plan_examples(episodes: list[int], length: int, need: int, batch_size: int, 
 
 
 # -- model side ------------------------------------------------------------------------------------
-
-@dataclass
-class Sampler:
-    """MaskGit settings; None = the model config's (T_draft, M, T_revise: 8, 2, 8 in the paper)."""
-    draft_steps: int | None = None
-    revise_rounds: int | None = None
-    revise_steps: int | None = None
-    temperature: float = 1.0
-
-    def resolve(self, cfg) -> dict:
-        return dict(draft_steps=cfg.T_draft if self.draft_steps is None else self.draft_steps,
-                    revise_rounds=cfg.M if self.revise_rounds is None else self.revise_rounds,
-                    revise_steps=cfg.T_revise if self.revise_steps is None else self.revise_steps,
-                    temperature=self.temperature)
-
 
 class Model:
     """A loaded TECO run: its sampler API plus the VQ-GAN that turns frames into codes and back."""
@@ -321,10 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fvd-length", type=int, default=300)
     p.add_argument("--kinetics-cond", type=int, default=20)
     p.add_argument("--kinetics-length", type=int, default=100)
-    p.add_argument("--draft-steps", type=int, help="MaskGit draft steps (default: the run's config, 8 in the paper)")
-    p.add_argument("--revise-rounds", type=int, help="revision rounds (default: the run's config, 2)")
-    p.add_argument("--revise-steps", type=int, help="steps per revision round (default: the run's config, 8)")
-    p.add_argument("--temperature", type=float, default=1.0)
+    Sampler.add_args(p)
     p.add_argument("--revisit-radius", type=float, help="position tolerance in pose units (default per dataset)")
     p.add_argument("--revisit-yaw", type=float, help="heading tolerance in degrees (default per dataset)")
     return p
@@ -346,7 +329,7 @@ def _main(argv) -> int:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
     protocol = Protocol(args.cond, args.horizon, args.fvd_cond, args.fvd_length,
                         args.kinetics_cond, args.kinetics_length)
-    sampler = Sampler(args.draft_steps, args.revise_rounds, args.revise_steps, args.temperature)
+    sampler = Sampler.from_args(args)
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     for path in (args.out, args.plot):

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -115,6 +116,32 @@ def encode_frames(vqgan, video: np.ndarray, batch: int = 64) -> torch.Tensor:
     return torch.cat([vqgan.encode(v[i:i + batch].to(dev)).cpu() for i in range(0, len(v), batch)])
 
 
+@dataclass
+class Sampler:
+    """MaskGit settings; None = the model config's (T_draft, M, T_revise: 8, 2, 8 in the paper)."""
+    draft_steps: int | None = None
+    revise_rounds: int | None = None
+    revise_steps: int | None = None
+    temperature: float = 1.0
+
+    def resolve(self, cfg) -> dict:
+        return dict(draft_steps=cfg.T_draft if self.draft_steps is None else self.draft_steps,
+                    revise_rounds=cfg.M if self.revise_rounds is None else self.revise_rounds,
+                    revise_steps=cfg.T_revise if self.revise_steps is None else self.revise_steps,
+                    temperature=self.temperature)
+
+    @staticmethod
+    def add_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--draft-steps", type=int, help="MaskGit draft steps (default: the run's config, 8 in the paper)")
+        p.add_argument("--revise-rounds", type=int, help="revision rounds (default: the run's config, 2)")
+        p.add_argument("--revise-steps", type=int, help="steps per revision round (default: the run's config, 8)")
+        p.add_argument("--temperature", type=float, default=1.0)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Sampler":
+        return cls(args.draft_steps, args.revise_rounds, args.revise_steps, args.temperature)
+
+
 # -- sample-teco ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,10 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", help="side-by-side animation, .gif or .mp4 (default: OUT with .gif)")
     p.add_argument("--episodes", type=int, default=8, help="test episodes to sample")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--draft-steps", type=int, help="MaskGit draft steps (default: config T_draft)")
-    p.add_argument("--revise-rounds", type=int, help="revision rounds (default: config M)")
-    p.add_argument("--revise-steps", type=int, help="steps per revision round (default: config T_revise)")
+    Sampler.add_args(p)
     p.add_argument("--fps", type=float, default=10.0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--seed", type=int, default=0)
@@ -166,8 +190,7 @@ def _main(argv) -> int:
         raise StoreError(f"{reader.url} holds none of the run's test episodes")
     use_codes = reader.has("codes") and (reader.attrs.get("codes") or {}).get("vqgan_hash") == info["vqgan"]["hash"]
     gen = torch.Generator().manual_seed(args.seed)
-    opts = dict(draft_steps=args.draft_steps or cfg.T_draft, revise_rounds=cfg.M if args.revise_rounds is None
-                else args.revise_rounds, revise_steps=args.revise_steps or cfg.T_revise, temperature=args.temperature)
+    opts = Sampler.from_args(args).resolve(cfg)
     true, pred, acts = [], [], []
     for b in range(0, len(episodes), args.batch_size):
         eps = episodes[b:b + args.batch_size]
