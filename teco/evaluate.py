@@ -25,7 +25,7 @@ import math
 import os
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -301,12 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-batch", type=int, default=32, help="examples sampled at once (memory)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cond", type=int, default=144)
-    p.add_argument("--horizon", type=int, default=156)
-    p.add_argument("--fvd-cond", type=int, default=36)
-    p.add_argument("--fvd-length", type=int, default=300)
-    p.add_argument("--kinetics-cond", type=int, default=20)
-    p.add_argument("--kinetics-length", type=int, default=100)
+    for f in fields(Protocol):    # frame-count overrides, defaulting to the paper's protocol
+        p.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default)
     Sampler.add_args(p)
     p.add_argument("--revisit-radius", type=float, help="position tolerance in pose units (default per dataset)")
     p.add_argument("--revisit-yaw", type=float, help="heading tolerance in degrees (default per dataset)")
@@ -327,8 +323,7 @@ def _main(argv) -> int:
     for flag in ("batch_size", "runs", "sample_batch"):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
-    protocol = Protocol(args.cond, args.horizon, args.fvd_cond, args.fvd_length,
-                        args.kinetics_cond, args.kinetics_length)
+    protocol = Protocol(**{f.name: getattr(args, f.name) for f in fields(Protocol)})
     sampler = Sampler.from_args(args)
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
