@@ -46,7 +46,7 @@ def make_parent(url: str) -> None:
 
 def open_group(url: str, mode: str) -> zarr.Group:
     url = normalise(url)
-    if mode == "r" and not exists(url):
+    if mode in ("r", "r+") and not exists(url):   # never create a store by reading or updating it
         if not is_url(url) and not os.path.exists(url):
             raise StoreError(f"no store at {url}: the path does not exist")
         raise StoreError(f"{url} is not an episode store (no zarr.json); create one with a gen-* command or `teco-store import`")

@@ -83,9 +83,9 @@ class StoreWriter:
     @classmethod
     def open(cls, url) -> "StoreWriter":
         url = _store.normalise(url)
-        group = _store.open_group(url, "r")
+        group = _store.open_group(url, "r+")
         cfg, _ = _store.read_meta(group, url)
-        w = cls(url, _store.open_group(url, "r+"), cfg)
+        w = cls(url, group, cfg)
         w._validate_arrays()
         return w
 
