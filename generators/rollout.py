@@ -9,6 +9,9 @@ import numpy as np
 from .backend import Backend
 
 
+NO_ACTION = -1   # actions[0] when no action produced frame 0 (the view at reset)
+
+
 class Policy(Protocol):
     def __call__(self, t: int, obs: np.ndarray, pose: np.ndarray, backend: Backend) -> int:
         """Action id to take after observation `obs` at raw step t (skipped steps included)."""
@@ -21,7 +24,7 @@ class EpisodeDiscarded(RuntimeError):
 @dataclass
 class Episode:
     video: np.ndarray     # uint8 (T, H, W, 3)
-    actions: np.ndarray   # int32 (T,): actions[t] is the action taken right after frame t (TECO's convention)
+    actions: np.ndarray   # int32 (T,): actions[t] produced frame t (storage/FORMAT.md); NO_ACTION if none did
     pose: np.ndarray      # float32 (T, P)
     extras: dict[str, Any] = field(default_factory=dict)   # per-episode values, e.g. {"scene": 3}
     seed: int = -1        # the simulator seed actually used (differs from the first draw after a redraw)
@@ -29,24 +32,28 @@ class Episode:
 
 def rollout(backend: Backend, policy: Policy, seed: int, length: int, skip: int = 0,
             reset_kwargs: dict | None = None, done: Callable[[], bool] | None = None) -> Episode:
-    """Reset with `seed`, run skip + length steps, keep the last `length` (frame, action, pose) triples.
+    """Reset with `seed`, run skip + length - 1 steps, keep the last `length` frames.
 
-    `done`, if given, is polled after every step; True raises EpisodeDiscarded.
+    Frame 0 is the view after the `skip` unrecorded steps (the view at reset when skip == 0); actions[k] is the
+    action whose step produced frame k (NO_ACTION for the reset view), pose[k] the pose at frame k. The policy's
+    last choice after the final frame is never executed. `done`, if given, is polled after every step; True raises
+    EpisodeDiscarded.
     """
     obs = backend.reset(seed, **(reset_kwargs or {}))
-    video = None
+    pose = np.asarray(backend.pose(), np.float32)
+    video = np.empty((length, *obs.shape), np.uint8)
     actions = np.empty(length, np.int32)
-    pose0 = np.asarray(backend.pose(), np.float32)
-    poses = np.empty((length, pose0.shape[0]), np.float32)
+    poses = np.empty((length, pose.shape[0]), np.float32)
+    a = NO_ACTION
     for t in range(skip + length):
-        pose = np.asarray(backend.pose(), np.float32)
-        a = int(policy(t, obs, pose, backend))
         k = t - skip
         if k >= 0:
-            if video is None:
-                video = np.empty((length, *obs.shape), np.uint8)
             video[k], actions[k], poses[k] = obs, a, pose
+            if k == length - 1:
+                break
+        a = int(policy(t, obs, pose, backend))
         obs = backend.step(a)
+        pose = np.asarray(backend.pose(), np.float32)
         if done is not None and done():
             raise EpisodeDiscarded(f"episode with seed {seed} ended at step {t}")
     return Episode(video, actions, poses, seed=int(seed))
