@@ -1,5 +1,6 @@
-"""The pip-only DMLab backend: a labmaze maze dressed in DMLab's textures, DMLab's player motion,
-rendered headless on the CPU by the column raycaster. One instance serves many episodes."""
+"""The pip-only DMLab backend: the paper's level rules (maze.draw_world) dressed in DMLab's textures (from
+labmaze) and generated posters, DMLab's player motion, rendered headless on the CPU by the column raycaster.
+One instance serves many episodes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,14 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..seeds import rng
-from .maze import MazeLayout, generate_layout
+from .maze import MazeLayout, draw_world
 from .physics import X, Y, YAW, box_clear, player_step, solid_grid, state_yaw
 from .protocol import ACTION_TABLE, ORIGIN_Z, engine_frame_msec, yaw_rate
 from .render import Camera, render
-from .textures import SKIES, sky_faces, texture_set
+from .textures import DECAL_FREQUENCY, SKIES, PosterSet, poster_set, sky_faces, texture_set
 
 # Bump when the bytes of an episode change (renderer, physics, maze or texture draws).
-EMBEDDED_VERSION = "1"
+EMBEDDED_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,14 @@ class EmbeddedConfig:
     fps: float = 30
     look_rate: int = 20           # LOOK_LEFT_RIGHT_PIXELS_PER_FRAME of the look actions
     action_repeat: int = 4        # engine frames per recorded step
+    poster_frequency: float = DECAL_FREQUENCY    # share of wall faces with a poster
 
     @classmethod
     def from_params(cls, p: dict) -> "EmbeddedConfig":
         return cls(resolution=int(p["resolution"]), maze_size=int(p["maze_size"]),
                    open_fraction=float(p["open_fraction"]), fps=float(p["fps"]),
-                   look_rate=int(p["look_rate"]), action_repeat=int(p["action_repeat"]))
+                   look_rate=int(p["look_rate"]), action_repeat=int(p["action_repeat"]),
+                   poster_frequency=float(p.get("poster_frequency", DECAL_FREQUENCY)))
 
 
 def quadrant_groups(layout: MazeLayout) -> np.ndarray:
@@ -54,13 +57,16 @@ class EmbeddedBackend:
         self.frame = np.zeros((cfg.resolution, cfg.resolution, 3), np.uint8)
         self.state = np.zeros(5)
         self._layout: MazeLayout | None = None
+        self.posters: PosterSet | None = None
+        self.redraws = 0
 
     def reset(self, seed: int, **episode) -> np.ndarray:
         if episode:
             raise ValueError(f"the embedded DMLab backend takes no episode arguments, got {sorted(episode)}")
-        self._layout = generate_layout(int(rng(seed, "maze").integers(2**63 - 1)), self.cfg.maze_size,
-                                       self.cfg.open_fraction)
+        # Maze and spawn by the level's rules; a world that cannot host an episode is redrawn from the same seed.
+        self._layout, (r, c), self.redraws = draw_world(seed, self.cfg.maze_size, self.cfg.open_fraction)
         self.solid = solid_grid(self._layout)
+        self.posters = poster_set(self.solid, rng(seed, "posters"), self.cfg.poster_frequency)
         # Texture groups: group 0 takes DMLab's first wall/floor texture, the others a random one.
         g = rng(seed, "textures")
         nw = self.textures.n_walls
@@ -71,16 +77,14 @@ class EmbeddedBackend:
         groups = quadrant_groups(self._layout)[::-1, :].T            # world-axis (cols, rows) like solid
         self.wall_tex = np.ascontiguousarray(walls[groups])
         self.floor_tex = np.ascontiguousarray(floors[groups])
-        # Spawn at the centre of a random open cell facing east (yaw 0, DMLab's spawn angle).
-        cells = self._layout.open_cells()
-        r, c = cells[rng(seed, "spawn").integers(len(cells))]
-        x, y = self._layout.centre(int(r), int(c))
+        # Spawn at the cell's centre facing east (yaw 0): DMLab's text-level 'P' spawn.
+        x, y = self._layout.centre(r, c)
         self.state[:] = (x, y, 0.0, 0.0, 0.0)
         return self._render()
 
     def _render(self) -> np.ndarray:
         render(self.frame, self.state[X], self.state[Y], state_yaw(self.state[YAW]), self.solid,
-               self.wall_tex, self.floor_tex, self.textures, self.sky, self.camera)
+               self.wall_tex, self.floor_tex, self.textures, self.sky, self.camera, self.posters)
         return self.frame.copy()
 
     def step(self, action: int) -> np.ndarray:

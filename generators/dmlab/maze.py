@@ -15,8 +15,8 @@ import numpy as np
 CELL_SIZE = 100.0        # DMLab world units per maze cell (TextLevelSettings.cell_size)
 WALL_CHAR = "*"
 
-# Neighbour order of the paper's BFS (x-1, y-1, y+1, x+1 in its (col, row) indexing); it decides
-# which shortest path is walked when several exist.
+# Neighbour order of the script's BFS (x-1, y-1, y+1, x+1 in its (col, row) indexing); it decides
+# which shortest path is walked when several exist (the script takes the first neighbour of least distance).
 _NEIGHBOURS = ((0, -1), (-1, 0), (1, 0), (0, 1))   # (drow, dcol)
 
 
@@ -75,28 +75,72 @@ def parse_layout(text: str) -> MazeLayout:
     return MazeLayout(walls)
 
 
-def generate_layout(seed: int, size: int, open_fraction: float) -> MazeLayout:
-    """A labmaze perfect maze of `size` x `size` interior cells inside a one-cell outer wall, then each
-    interior cell opened with probability `open_fraction`, as DMLab's demos/random_maze does (it opens
-    15% to create loops). `seed` drives labmaze and the opening draws."""
-    import labmaze
-
+def generate_layout(g: np.random.Generator, size: int, open_fraction: float) -> MazeLayout:
+    """A maze as the paper's random_maze level builds it: a grid of `size` x `size` interior cells inside
+    a one-cell outer wall, carved depth-first between the odd-indexed cells from a random odd cell (thick
+    walls, one cell per junction), then every interior cell opened with probability `open_fraction`
+    (15% in the level) to make loops. All draws come from `g`."""
     if size < 3 or size % 2 == 0:
-        raise ValueError(f"maze size must be odd and >= 3 (labmaze needs an odd grid), got {size}")
-    g = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(seed) >> 32, 1]))
-    # One 1x1 "room" keeps labmaze from carving big rooms: the result is a corridor maze with thick
-    # walls like DMLab's depth-first random_maze.
-    maze = labmaze.RandomMaze(height=size + 2, width=size + 2, max_rooms=1, room_min_size=1, room_max_size=1,
-                              simplify=False, spawns_per_room=0, objects_per_room=0,
-                              random_seed=int(g.integers(0, 2**31 - 1)))
-    walls = parse_layout(str(maze.entity_layer)).walls
-    if walls.shape != (size + 2, size + 2):
-        raise RuntimeError(f"labmaze returned a {walls.shape} grid for size {size}")
-    opened = g.random(walls.shape) < open_fraction
-    interior = np.zeros_like(walls)
-    interior[1:-1, 1:-1] = True
-    walls &= ~(opened & interior)
-    return MazeLayout(walls)
+        raise ValueError(f"maze size must be odd and >= 3, got {size}")
+    n = size + 2
+    carved = np.zeros((n, n), bool)
+    junctions = np.arange(1, n - 1, 2)
+    stack = [(int(g.choice(junctions)), int(g.choice(junctions)))]
+    carved[stack[0]] = True
+    while stack:
+        r, c = stack[-1]
+        options = [(dr, dc) for dr, dc in ((-2, 0), (0, -2), (2, 0), (0, 2))
+                   if 0 < r + dr < n - 1 and 0 < c + dc < n - 1 and not carved[r + dr, c + dc]]
+        if not options:
+            stack.pop()
+            continue
+        dr, dc = options[int(g.integers(len(options)))]
+        carved[r + dr // 2, c + dc // 2] = carved[r + dr, c + dc] = True
+        stack.append((r + dr, c + dc))
+    opened = g.random((size, size)) < open_fraction          # row-major over the interior
+    carved[1:-1, 1:-1] |= opened
+    return MazeLayout(~carved)
+
+
+SPAWN_MIN_STEPS = 5       # random_maze: spawns are the cells more than 5 BFS steps from a random junction
+
+
+def spawn_cells(layout: MazeLayout, anchor: tuple[int, int], min_steps: int = SPAWN_MIN_STEPS) -> np.ndarray:
+    """int (K, 2) of the cells more than `min_steps` BFS steps from `anchor`, row-major: the level's 'P' cells."""
+    return np.argwhere(bfs_distances(layout, anchor) > min_steps)
+
+
+def draw_spawn(layout: MazeLayout, g: np.random.Generator) -> tuple[int, int] | None:
+    """The level's spawn rule: a random odd (junction) cell as anchor, then a uniform pick among the cells
+    more than 5 steps from it (DMLab picks uniformly among 'P' spawn points); None when there is none."""
+    anchor = (int(g.choice(np.arange(1, layout.rows - 1, 2))), int(g.choice(np.arange(1, layout.cols - 1, 2))))
+    cells = spawn_cells(layout, anchor)
+    if len(cells) == 0:
+        return None
+    r, c = cells[int(g.integers(len(cells)))]
+    return int(r), int(c)
+
+
+def can_host(layout: MazeLayout, spawn: tuple[int, int] | None) -> bool:
+    """A world hosts an episode if the spawn exists and the agent can plan a leg from it (a reachable neighbour)."""
+    return spawn is not None and layout.is_open(*spawn) and int(bfs_distances(layout, spawn).max()) >= 1
+
+
+def draw_world(seed: int, size: int, open_fraction: float,
+               max_attempts: int = 64) -> tuple[MazeLayout, tuple[int, int], int]:
+    """(layout, spawn cell, attempt) for an episode seed. Attempt 0 draws from the seed's "maze" and "spawn"
+    streams; a world that cannot host an episode is redrawn from streams "maze/<k>", "spawn/<k>" of the same
+    seed, so the redraw is as deterministic as the first draw and never depends on the worker or a retry."""
+    from ..seeds import rng
+
+    for attempt in range(max_attempts):
+        tag = "" if attempt == 0 else f"/{attempt}"
+        layout = generate_layout(rng(seed, "maze" + tag), size, open_fraction)
+        spawn = draw_spawn(layout, rng(seed, "spawn" + tag))
+        if can_host(layout, spawn):
+            return layout, spawn, attempt
+    raise ValueError(f"no maze of size {size} with open fraction {open_fraction} could host an episode "
+                     f"in {max_attempts} draws for seed {seed}")
 
 
 def bfs_distances(layout: MazeLayout, start: tuple[int, int]) -> np.ndarray:
@@ -116,23 +160,34 @@ def bfs_distances(layout: MazeLayout, start: tuple[int, int]) -> np.ndarray:
     return dist
 
 
-def round_trip(layout: MazeLayout, start: tuple[int, int], goal_dist: int,
-               rng: np.random.Generator) -> list[tuple[int, int]]:
-    """Cells to walk from `start` to a random goal `goal_dist` BFS steps away and back to `start`
-    (start itself excluded at the front, included at the end). Where no cell is that far, the goal
-    is drawn among the farthest reachable cells."""
-    if goal_dist < 1:
-        raise ValueError(f"goal distance must be >= 1, got {goal_dist}")
-    dist = bfs_distances(layout, start)
-    d = min(goal_dist, int(dist.max()))
-    if d < 1:
-        raise ValueError(f"start cell {start} has no reachable neighbour")
-    candidates = np.argwhere(dist == d)         # row-major: a fixed order for the seeded draw
-    goal = tuple(int(v) for v in candidates[rng.integers(len(candidates))])
-    path = [goal]
-    while path[-1] != start:       # walk back down the distance field, first neighbour in BFS order
-        r, c = path[-1]
-        path.append(next((r + dr, c + dc) for dr, dc in _NEIGHBOURS
-                         if layout.is_open(r + dr, c + dc) and dist[r + dr, c + dc] == dist[r, c] - 1))
-    out_path = path[::-1][1:]                   # start excluded ... goal
-    return out_path + path[1:]                  # ... back to start
+class Traversal:
+    """The final collection script's goal choice (random_agent_traverse.py at wilson1yan/lab "ready"), one per
+    episode: each leg goes from the current cell to a random cell at the largest BFS distance found among the
+    not-yet-visited cells (the draw is among all cells at that distance, as the script's `np.where` does); the
+    leg's cells and its start are marked visited; when every reachable cell is visited the marks are cleared.
+    Legs are one-way: the next one starts where the agent arrived."""
+
+    def __init__(self, layout: MazeLayout):
+        self.layout = layout
+        self.visited = layout.walls.copy()       # walls count as visited, as in the script
+
+    def plan(self, start: tuple[int, int], rng: np.random.Generator) -> list[tuple[int, int]]:
+        """Cells of the next leg, start excluded, goal last."""
+        dist = bfs_distances(self.layout, start)
+        far = int(np.where(self.visited, 0, np.maximum(dist, 0)).max())
+        if far == 0:                             # every reachable cell visited: start over
+            self.visited = self.layout.walls.copy()
+            far = int(np.maximum(dist, 0).max())
+        if far == 0:
+            raise ValueError(f"start cell {start} has no reachable neighbour")
+        candidates = np.argwhere(dist == far)     # row-major: a fixed order for the seeded draw
+        goal = tuple(int(v) for v in candidates[rng.integers(len(candidates))])
+        path = [goal]
+        while dist[path[-1]] > 1:    # walk down the distance field, first neighbour in the script's order
+            r, c = path[-1]
+            path.append(next((r + dr, c + dc) for dr, dc in _NEIGHBOURS
+                             if self.layout.is_open(r + dr, c + dc) and dist[r + dr, c + dc] == dist[r, c] - 1))
+        self.visited[start] = True
+        for cell in path:
+            self.visited[cell] = True
+        return path[::-1]

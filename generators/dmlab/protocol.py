@@ -1,10 +1,11 @@
 """The DMLab-40k collection protocol (TECO, Yan et al. 2022) and the DeepMind Lab constants that
 both backends must agree on.
 
-The paper's collection script drives deepmind_lab's `demos/random_maze` at 64x64 and 30 fps with five
-actions, each repeated for 4 engine steps (`env.step(vector, num_steps=4)`), and a "goal agent":
-40 steps turning left on the spot, then walks between cell-centre landmarks of a BFS path to a cell
-`goal_dist` steps away and back. The first 10 steps are dropped, the next 300 recorded.
+The paper's final collection script (wilson1yan/lab, python/random_agent_traverse.py at "ready") drives
+its `demos/random_maze` (9x9 mazes) at 64x64 and 30 fps with five actions, each repeated for 4 engine
+steps (`env.step(vector, num_steps=4)`), and a goal agent: 30 raw steps looking left on the spot, then
+one-way legs to the farthest unvisited cells (GoalAgent below, maze.Traversal). The first 10 steps are
+dropped, the next 300 recorded. generators/dmlab/PROTOCOL.md lists every rule against ours.
 
 Turn angle (derived from DMLab's engine source, engine/code/deepmind/dmlab_connect.c and the
 client's CL_FinishMove):
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend
-from .maze import MazeLayout, round_trip
+from .maze import Traversal
 
 ACTION_NAMES = ["look_left", "look_right", "forward", "look_left_forward", "look_right_forward"]
 LOOK_LEFT, LOOK_RIGHT, FORWARD, LOOK_LEFT_FORWARD, LOOK_RIGHT_FORWARD = range(5)
@@ -107,61 +108,98 @@ def turn_per_step(look_pixels: int, fps: float = 30, repeat: int = 4, start_yaw:
     return float((yaw - start + 180.0) % 360.0 - 180.0)
 
 
+BEARINGS = ("script", "atan2")
+
+
+def script_bearing(dx: float, dy: float) -> float:
+    """Bearing (deg, DMLab yaw: 0 east, 90 north) of (dx, dy) as the final script computes it: arctan of
+    |dy/dx| folded into the quadrant. For dx == 0 it takes 90 (dy >= 0) or -90, and its quadrant folding
+    then flips -90 to +90: a waypoint due south reads as due north. This happens at every spawn whose first
+    waypoint is due south (spawns are exact cell centres), so it is kept; `atan2_bearing` is the flag."""
+    if dx == 0:
+        a = 90.0 if dy >= 0 else -90.0
+    else:
+        a = float(np.degrees(np.arctan(abs(dy / dx))))
+    if dx >= 0 and dy >= 0:
+        return a
+    if dx >= 0 and dy <= 0:
+        return -a
+    if dx <= 0 and dy >= 0:
+        return 180.0 - a
+    return -180.0 + a
+
+
+def atan2_bearing(dx: float, dy: float) -> float:
+    return float(np.degrees(np.arctan2(dy, dx)))
+
+
+def turn_toward(yaw: float, target: float) -> int:
+    """LOOK_LEFT or LOOK_RIGHT by the script's half-circle ranges: right when the target lies within 180
+    degrees clockwise of `yaw` (ranges closed, right tested first), else left."""
+    if target > 0:
+        right = target <= yaw <= 180 or -180 <= yaw <= -180 + target
+        left = target - 180 <= yaw <= target
+    else:
+        right = target <= yaw <= target + 180
+        left = -180 <= yaw <= target or 180 - abs(target) <= yaw <= 180
+    if right:
+        return LOOK_RIGHT
+    if left:
+        return LOOK_LEFT
+    raise ValueError(f"yaw {yaw} or bearing {target} is outside [-180, 180]")
+
+
 @dataclass(frozen=True)
 class GoalAgentConfig:
-    goal_dist: int = 4              # BFS cells to each goal
-    turn_steps: int = 40            # initial look-left steps
-    heading_tol: float = 10.0       # degrees: move forward when the landmark is this close to straight ahead
-    landmark_radius: float = 10.0   # units: a landmark is reached within this distance
-    goal_mode: str = "resample"     # "resample": new goal after each round trip; "repeat": the script's loop
+    turn_steps: int = 30            # raw steps looking left, the skipped ones included
+    heading_tol: float = 10.0       # degrees: plain forward when the waypoint is this close to straight ahead
+    waypoint_radius: float = 40.0   # units: a waypoint (cell centre) is reached within this distance
+    bearing: str = "script"         # "script" (its dx == 0 quirk) or "atan2"
+
+    def __post_init__(self):
+        if self.bearing not in BEARINGS:
+            raise ValueError(f"bearing must be one of {BEARINGS}, got {self.bearing!r}")
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> "GoalAgentConfig":
-        return cls(goal_dist=int(p["goal_dist"]), turn_steps=int(p["turn_steps"]),
-                   heading_tol=float(p["heading_tol"]), landmark_radius=float(p["landmark_radius"]),
-                   goal_mode=str(p["goal_mode"]))
+        return cls(turn_steps=int(p["turn_steps"]), heading_tol=float(p["heading_tol"]),
+                   waypoint_radius=float(p["waypoint_radius"]), bearing=str(p["bearing"]))
 
 
 class GoalAgent:
-    """The paper's goal agent as a rollout policy; one instance per episode.
+    """The final collection script's agent as a rollout policy; one instance per episode.
 
-    Like the script, it turns toward the next landmark by the shorter way and, once within
-    `heading_tol`, keeps turning that way while moving forward (look_{left,right}_forward), which is
-    why the plain `forward` action never occurs in DMLab-40k. Bearings use atan2 (the script's own
-    formula points due north for a landmark exactly due south).
+    Before each action: if within `waypoint_radius` of the current waypoint, advance to the next one (one
+    per step); past the last one, plan a new one-way leg from here (`maze.Traversal`). Then look left for
+    the first `turn_steps` raw steps; afterwards `forward` when the heading is within `heading_tol` of the
+    waypoint's bearing, else turn toward it. The look+forward actions stay in the action space, unused.
     """
 
     def __init__(self, cfg: GoalAgentConfig, rng: np.random.Generator):
         self.cfg, self.rng = cfg, rng
-        self.layout: MazeLayout | None = None
-        self.landmarks: np.ndarray = np.zeros((0, 2))
+        self.traversal: Traversal | None = None
+        self.path: np.ndarray = np.zeros((0, 2))
         self.idx = 0
+        self.bearing = script_bearing if cfg.bearing == "script" else atan2_bearing
 
     def _plan(self, x: float, y: float) -> None:
-        start = self.layout.cell_of(x, y)
-        cells = round_trip(self.layout, start, self.cfg.goal_dist, self.rng)
-        self.landmarks = np.array([self.layout.centre(r, c) for r, c in cells])
+        lay = self.traversal.layout
+        self.path = np.array([lay.centre(r, c) for r, c in self.traversal.plan(lay.cell_of(x, y), self.rng)])
         self.idx = 0
 
     def __call__(self, t: int, obs: np.ndarray, pose: np.ndarray, backend: Backend) -> int:
         x, y, yaw = float(pose[0]), float(pose[1]), float(pose[3])
-        if self.layout is None:
-            self.layout = backend.layout()
+        if self.traversal is None:
+            self.traversal = Traversal(backend.layout())
             self._plan(x, y)
-        target = self.landmarks[self.idx]
-        if np.hypot(target[0] - x, target[1] - y) <= self.cfg.landmark_radius:
+        if np.hypot(self.path[self.idx][0] - x, self.path[self.idx][1] - y) <= self.cfg.waypoint_radius:
             self.idx += 1
-            if self.idx == len(self.landmarks):     # back where the trip started
-                if self.cfg.goal_mode == "repeat":
-                    self.idx = 0
-                else:
-                    self._plan(x, y)
+            if self.idx == len(self.path):
+                self._plan(x, y)
         if t < self.cfg.turn_steps:
             return LOOK_LEFT
-        tx, ty = self.landmarks[self.idx]
-        bearing = np.degrees(np.arctan2(ty - y, tx - x))
-        diff = (bearing - yaw + 180.0) % 360.0 - 180.0      # > 0: landmark to the left
-        left = diff > 0
-        if abs(diff) < self.cfg.heading_tol:
-            return LOOK_LEFT_FORWARD if left else LOOK_RIGHT_FORWARD
-        return LOOK_LEFT if left else LOOK_RIGHT
+        tx, ty = self.path[self.idx]
+        target = self.bearing(tx - x, ty - y)
+        if min(abs(yaw - target), abs(yaw - 360 - target), abs(yaw + 360 - target)) < self.cfg.heading_tol:
+            return FORWARD
+        return turn_toward(yaw, target)

@@ -1,5 +1,16 @@
 """The real DeepMind Lab backend: the `deepmind_lab` Python module (built from github.com/deepmind/lab
-with Bazel) running `demos/random_maze`, as the paper's collection script did.
+with Bazel) running this package's level `teco_maze` (generators/dmlab/levels/teco_maze.lua), which
+builds the paper's 9x9 mazes and publishes their layout as DEBUG.MAZE.LAYOUT.
+
+Stock DeepMind Lab's `demos/random_maze` is not the paper's level (15x15 mazes, a goal and apples) and
+never calls `debug_observations.setMaze`, so its DEBUG.MAZE.LAYOUT is empty: the goal agent cannot run
+on it, and `reset` says so. The authors' fork (wilson1yan/lab) changed that level to 9x9 and to publish
+the layout; `--level demos/random_maze` works with a build of that fork.
+
+Loading the shipped level into a stock install needs no copy: `Lab('teco_maze', ..., config={
+'levelDirectory': <absolute path of generators/dmlab/levels>, ...})`, as DMLab resolves a level name
+against an absolute levelDirectory (engine/context.cc GetLevelPath). The level's settings (mazeSize,
+openFraction) travel in the same config dict.
 
 It follows the module's documented API (docs/users/python_api.md, python/dmlab_module.c):
 `Lab(level, observations, config={'width', 'height', 'fps', ...}, renderer=...)`, `reset(seed=...)`,
@@ -15,6 +26,7 @@ store records "deepmind_lab-<module version>:<level>"; compare stores made on th
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,13 +36,16 @@ from .maze import MazeLayout, parse_layout
 from .protocol import ACTION_NAMES, DMLAB_ACTION_NAMES, MAX_LOOK_PIXELS, action_vector
 
 OBSERVATIONS = ("RGB_INTERLEAVED", "DEBUG.POS.TRANS", "DEBUG.POS.ROT", "DEBUG.MAZE.LAYOUT")
-DEFAULT_LEVEL = "demos/random_maze"
-# Levels whose maze size is fixed in the level script: interior cells (grid minus the outer wall).
-# demos/random_maze hard-codes rows, cols = 15, 15.
-FIXED_MAZE_LEVELS = {"demos/random_maze": 13}
-# Other levels get the grid size (outer wall included) as level settings, which DMLab hands to the
-# level's api:init(params) (e.g. a copy of random_maze.lua that reads params.mazeHeight).
-MAZE_SIZE_SETTINGS = ("mazeHeight", "mazeWidth")
+LEVEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "levels")
+DEFAULT_LEVEL = "teco_maze"
+SHIPPED_LEVELS = ("teco_maze",)     # levels in LEVEL_DIR; they take the settings below
+
+
+def level_path(level: str = DEFAULT_LEVEL) -> str:
+    """Absolute path of a shipped level's Lua file."""
+    if level not in SHIPPED_LEVELS:
+        raise ValueError(f"{level!r} is not a level shipped with teco-worlds: choose one of {SHIPPED_LEVELS}")
+    return os.path.join(LEVEL_DIR, level + ".lua")
 
 
 @dataclass(frozen=True)
@@ -40,14 +55,16 @@ class RealConfig:
     fps: float = 30
     look_rate: int = 20
     action_repeat: int = 4
-    maze_size: int = 13
+    maze_size: int = 7
+    open_fraction: float = 0.15
     renderer: str = "software"      # "software" (OSMesa) or "hardware" (EGL/GLX), as deepmind_lab.Lab takes
 
     @classmethod
     def from_params(cls, p: dict) -> "RealConfig":
         return cls(level=str(p["level"]), resolution=int(p["resolution"]), fps=float(p["fps"]),
                    look_rate=int(p["look_rate"]), action_repeat=int(p["action_repeat"]),
-                   maze_size=int(p["maze_size"]), renderer=str(p.get("renderer", "software")))
+                   maze_size=int(p["maze_size"]), open_fraction=float(p["open_fraction"]),
+                   renderer=str(p.get("renderer", "software")))
 
 
 def dmlab_seed(seed: int) -> int:
@@ -59,9 +76,8 @@ def lab_settings(cfg: RealConfig) -> dict[str, str]:
     """The `config` dict for deepmind_lab.Lab: every value a string, as the module requires."""
     fps = int(cfg.fps) if float(cfg.fps).is_integer() else cfg.fps
     settings = {"width": str(cfg.resolution), "height": str(cfg.resolution), "fps": str(fps)}
-    if cfg.level not in FIXED_MAZE_LEVELS:
-        for key in MAZE_SIZE_SETTINGS:
-            settings[key] = str(cfg.maze_size + 2)
+    if cfg.level in SHIPPED_LEVELS:      # other levels reject unknown settings (setting_overrides)
+        settings.update(levelDirectory=LEVEL_DIR, mazeSize=str(cfg.maze_size), openFraction=repr(cfg.open_fraction))
     return settings
 
 
@@ -107,12 +123,15 @@ class DeepMindLabBackend:
             raise ValueError(f"the deepmind_lab backend takes no episode arguments, got {sorted(episode)}")
         self.env.reset(seed=dmlab_seed(seed))
         self._read()
-        self._layout = parse_layout(self._layout_text)     # the maze is fixed for the episode
+        text = self._layout_text.decode() if isinstance(self._layout_text, bytes) else str(self._layout_text)
+        if not text.strip():
+            raise ValueError(f"level {self.cfg.level} publishes no DEBUG.MAZE.LAYOUT (stock demos/random_maze never "
+                             f"calls debug_observations.setMaze): use the shipped level {DEFAULT_LEVEL!r}")
+        self._layout = parse_layout(text)     # the maze is fixed for the episode
         want = self.cfg.maze_size + 2
         if self._layout.walls.shape != (want, want):
             raise ValueError(f"level {self.cfg.level} built a {self._layout.rows}x{self._layout.cols} maze but "
-                             f"maze size {self.cfg.maze_size} needs {want}x{want}: the level ignores "
-                             f"the {'/'.join(MAZE_SIZE_SETTINGS)} settings")
+                             f"maze size {self.cfg.maze_size} needs {want}x{want}")
         return self._frame.copy()
 
     def step(self, action: int) -> np.ndarray:

@@ -5,7 +5,8 @@ wall, so a DDA per column plus per-pixel floor casting is exact: the same pictur
 gives for this geometry. Textures are sampled GL_LINEAR_MIPMAP_NEAREST-style (bilinear in the
 nearest mip level, chosen from screen-space derivatives), as ioquake3 does by default. The sky is
 a cube map looked up per pixel. Lighting is flat with a fixed darkening of north/south wall faces
-(DMLab's lightmaps are not modelled).
+(DMLab's lightmaps are not modelled). Posters (DMLab's wall decals) are squares of DECAL_SIZE units
+centred on chosen wall faces, drawn over the wall texture.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from numba import njit
 
 from .maze import CELL_SIZE
 from .protocol import EYE_Z, FLOOR_Z, FOV_DEG, WALL_HEIGHT, WALL_INSET
-from .textures import BASE_SIZE, TextureSet
+from .textures import BASE_SIZE, DECAL_CENTRE_Z, DECAL_SIZE, PosterSet, TextureSet
 
 Y_FACE_SHADE = 0.85
 
@@ -68,6 +69,24 @@ def _bilinear(texels, tex, off, size, s, t):
 
 
 @njit(cache=True, inline="always")
+def _bilinear_clamp(texels, tex, off, size, s, t):
+    """Bilinear sample at (s, t) in [0, 1)^2 of a row-major image, clamped at the edges (posters do not tile)."""
+    x = min(max(s * size - 0.5, 0.0), size - 1.0)
+    y = min(max(t * size - 0.5, 0.0), size - 1.0)
+    x0 = min(int(x), size - 2)
+    y0 = min(int(y), size - 2)
+    fx = x - x0
+    fy = y - y0
+    i00 = off + y0 * size + x0
+    i10 = i00 + size
+    w00, w01, w10, w11 = (1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy
+    T = texels[tex]
+    return (w00 * T[i00, 0] + w01 * T[i00 + 1, 0] + w10 * T[i10, 0] + w11 * T[i10 + 1, 0],
+            w00 * T[i00, 1] + w01 * T[i00 + 1, 1] + w10 * T[i10, 1] + w11 * T[i10 + 1, 1],
+            w00 * T[i00, 2] + w01 * T[i00 + 1, 2] + w10 * T[i10, 2] + w11 * T[i10 + 1, 2])
+
+
+@njit(cache=True, inline="always")
 def _sky(sky, dx, dy, dz):
     """Cube-map lookup along (dx, dy, dz); faces ordered +x, -x, +y, -y, +z, -z."""
     ax, ay, az = abs(dx), abs(dy), abs(dz)
@@ -113,8 +132,9 @@ def _store(out, r, c, rgb, scale):
 
 @njit(cache=True)
 def render_frame(out, x, y, yaw_deg, solid, wall_tex, floor_tex, texels, offsets, sizes,
-                 sky, u_cols, v_rows, floor_level):
-    """Draw into `out` uint8 (H, W, 3) the view from (x, y) at the eye height facing `yaw_deg`."""
+                 sky, u_cols, v_rows, floor_level, poster_id, p_texels, p_offsets, p_sizes):
+    """Draw into `out` uint8 (H, W, 3) the view from (x, y) at the eye height facing `yaw_deg`.
+    poster_id int (ncx, ncy, 4): poster on wall cell (ix, iy)'s face toward -x, +x, -y, +y, or -1."""
     H, W = out.shape[0], out.shape[1]
     nl = sizes.shape[0]
     yaw = np.radians(yaw_deg)
@@ -169,11 +189,29 @@ def render_frame(out, x, y, yaw_deg, solid, wall_tex, floor_tex, texels, offsets
         wl = min(max(int(np.floor(lam + 0.5)), 0), nl - 1)
         tex = wall_tex[min(max(px, 0), ncx - 1), min(max(py, 0), ncy - 1)]
         shade = 1.0 if axis == 0 else Y_FACE_SHADE
+        # poster on the face this column sees; pu runs left to right as the viewer sees the face
+        poster = -1
+        pu = 0.0
+        pl = 0
+        if 0 <= ix < ncx and 0 <= iy < ncy:
+            side = (0 if sx > 0 else 1) if axis == 0 else (2 if sy > 0 else 3)
+            poster = poster_id[ix, iy, side]
+            if poster >= 0:
+                along = (s_tex - 0.5) * CELL_SIZE / DECAL_SIZE + 0.5
+                pu = 1.0 - along if side == 0 or side == 3 else along
+                if pu < 0.0 or pu >= 1.0:
+                    poster = -1
+        if poster >= 0:
+            npl = p_sizes.shape[0]
+            pl = min(max(int(np.floor(np.log2(max(foot * p_sizes[0] / DECAL_SIZE, 1e-9)) + 0.5)), 0), npl - 1)
         for r in range(H):
             v = v_rows[r]
             z = EYE_Z + v * t
             if z > WALL_HEIGHT:
                 _store(out, r, c, _sky(sky, dx, dy, v), 1.0)
+            elif poster >= 0 and abs(z - DECAL_CENTRE_Z) < 0.5 * DECAL_SIZE:
+                pv = (DECAL_CENTRE_Z + 0.5 * DECAL_SIZE - z) / DECAL_SIZE
+                _store(out, r, c, _bilinear_clamp(p_texels, poster, p_offsets[pl], p_sizes[pl], pu, pv), shade)
             elif z >= FLOOR_Z:
                 # wall texels are stored transposed: (t, s) addresses them
                 _store(out, r, c, _bilinear(texels, tex, offsets[wl], sizes[wl], (WALL_HEIGHT - z) / CELL_SIZE, s_tex),
@@ -190,7 +228,11 @@ def render_frame(out, x, y, yaw_deg, solid, wall_tex, floor_tex, texels, offsets
 
 
 def render(out: np.ndarray, x: float, y: float, yaw_deg: float, solid: np.ndarray, wall_tex: np.ndarray,
-           floor_tex: np.ndarray, textures: TextureSet, sky: np.ndarray, cam: Camera) -> np.ndarray:
+           floor_tex: np.ndarray, textures: TextureSet, sky: np.ndarray, cam: Camera,
+           posters: PosterSet | None = None) -> np.ndarray:
+    if posters is None:
+        posters = PosterSet.empty(solid.shape)
     render_frame(out, float(x), float(y), float(yaw_deg), solid, wall_tex, floor_tex, textures.texels,
-                 textures.offsets, textures.sizes, sky, cam.u, cam.v, cam.floor_level)
+                 textures.offsets, textures.sizes, sky, cam.u, cam.v, cam.floor_level,
+                 posters.face, posters.texels, posters.offsets, posters.sizes)
     return out

@@ -10,10 +10,10 @@ from ..backend import Backend
 from ..rollout import Episode, EpisodeDiscarded, rollout
 from ..seeds import episode_seed, rng
 from ..spec import DatasetSpec
-from .protocol import ACTION_NAMES, MAX_LOOK_PIXELS, GoalAgent, GoalAgentConfig
+from .protocol import ACTION_NAMES, BEARINGS, MAX_LOOK_PIXELS, GoalAgent, GoalAgentConfig
+from .real import DEFAULT_LEVEL
 
 RESOLUTIONS = (64, 128)          # what TECO's VQ-GAN takes (a 16x16 latent grid)
-GOAL_MODES = ("resample", "repeat")
 POSE_UNITS = "dmlab units, 100 per maze cell"
 MAX_REDRAWS = 5                  # seeds tried when deepmind_lab ends an episode early
 
@@ -39,33 +39,40 @@ class DmlabSpec(DatasetSpec):
         g.add_argument("--look-rate", type=int, default=20,
                        help="LOOK_LEFT_RIGHT_PIXELS_PER_FRAME of the look actions (a rate, not degrees)")
         g.add_argument("--maze-size", type=int, default=7,
-                       help="interior maze cells per side (odd); the grid adds an outer wall")
-        g.add_argument("--goal-dist", type=int, default=4, help="BFS cells from the start to each goal")
-        g.add_argument("--goal-mode", choices=GOAL_MODES, default="resample",
-                       help="after each round trip: draw a new goal, or repeat the same one (the script's loop)")
-        g.add_argument("--turn-steps", type=int, default=40, help="initial look-left steps")
+                       help="interior maze cells per side (odd, >= 5); the grid adds an outer wall (9x9)")
+        g.add_argument("--turn-steps", type=int, default=30,
+                       help="raw steps looking left at the start, the skipped ones included (the script's 30)")
         g.add_argument("--heading-tol", type=float, default=10.0,
-                       help="degrees: move forward once the landmark is this close to straight ahead")
-        g.add_argument("--landmark-radius", type=float, default=10.0, help="units: a landmark is reached this close")
+                       help="degrees: plain forward once the waypoint is this close to straight ahead")
+        g.add_argument("--waypoint-radius", type=float, default=40.0,
+                       help="units: a waypoint (cell centre) counts as reached this close (the script's 40)")
+        g.add_argument("--bearing", choices=BEARINGS, default="script",
+                       help="waypoint bearing: the script's formula (a waypoint due south at dx = 0 reads as "
+                            "north) or atan2 (deviation)")
         g.add_argument("--open-fraction", type=float, default=0.15,
-                       help="embedded: interior cells opened at random to make loops (random_maze's 15%%)")
-        g.add_argument("--level", default="demos/random_maze", help="deepmind_lab: level script")
+                       help="interior cells opened at random to make loops (random_maze's 15%%)")
+        g.add_argument("--poster-frequency", type=float, default=0.1,
+                       help="embedded: share of wall faces given a poster (DMLab's wall decal frequency)")
+        g.add_argument("--level", default=DEFAULT_LEVEL,
+                       help="deepmind_lab: level script; the default is the level shipped in this package "
+                            "(generators/dmlab/levels), which builds the paper's mazes and exposes their layout")
         g.add_argument("--renderer", choices=("software", "hardware"), default="software",
                        help="deepmind_lab: OSMesa (software) or EGL (hardware) rendering")
 
     def params(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"length": args.length, "skip": args.skip, "resolution": args.resolution, "fps": args.fps,
                 "action_repeat": args.action_repeat, "look_rate": args.look_rate, "maze_size": args.maze_size,
-                "goal_dist": args.goal_dist, "goal_mode": args.goal_mode, "turn_steps": args.turn_steps,
-                "heading_tol": args.heading_tol, "landmark_radius": args.landmark_radius,
-                "open_fraction": args.open_fraction, "level": args.level, "renderer": args.renderer,
+                "turn_steps": args.turn_steps, "heading_tol": args.heading_tol,
+                "waypoint_radius": args.waypoint_radius, "bearing": args.bearing,
+                "open_fraction": args.open_fraction, "poster_frequency": args.poster_frequency,
+                "level": args.level, "renderer": args.renderer,
                 "pose_units": POSE_UNITS}
 
     def validate(self, params: dict[str, Any], backend: str) -> None:
         p = params
         if p["resolution"] not in RESOLUTIONS:
             raise ValueError(f"resolution {p['resolution']} is not supported: choose one of {RESOLUTIONS}")
-        for key in ("length", "action_repeat", "goal_dist"):
+        for key in ("length", "action_repeat"):
             if p[key] < 1:
                 raise ValueError(f"{key.replace('_', '-')} must be >= 1, got {p[key]}")
         for key in ("skip", "turn_steps"):
@@ -75,28 +82,24 @@ class DmlabSpec(DatasetSpec):
             raise ValueError(f"fps must be in (0, 960] (DMLab needs at least 1 ms per frame), got {p['fps']}")
         if not 0 < p["look_rate"] <= MAX_LOOK_PIXELS:
             raise ValueError(f"look-rate must be in 1..{MAX_LOOK_PIXELS}, got {p['look_rate']}")
-        if p["maze_size"] < 3 or p["maze_size"] % 2 == 0:
-            raise ValueError(f"maze-size must be odd and >= 3, got {p['maze_size']}")
+        if p["maze_size"] < 5 or p["maze_size"] % 2 == 0:      # 3x3 has no cell > 5 steps from a junction
+            raise ValueError(f"maze-size must be odd and >= 5, got {p['maze_size']}")
         if not 0 < p["heading_tol"] <= 180:
             raise ValueError(f"heading-tol must be in (0, 180], got {p['heading_tol']}")
-        if p["landmark_radius"] <= 0:
-            raise ValueError(f"landmark-radius must be positive, got {p['landmark_radius']}")
+        if p["waypoint_radius"] <= 0:
+            raise ValueError(f"waypoint-radius must be positive, got {p['waypoint_radius']}")
+        if not 0 <= p["poster_frequency"] <= 1:
+            raise ValueError(f"poster-frequency must be in [0, 1], got {p['poster_frequency']}")
         if not 0 <= p["open_fraction"] < 1:
             raise ValueError(f"open-fraction must be in [0, 1), got {p['open_fraction']}")
-        if p["goal_mode"] not in GOAL_MODES:
-            raise ValueError(f"goal-mode must be one of {GOAL_MODES}, got {p['goal_mode']!r}")
-        if backend == self.real_backend:
-            from .real import FIXED_MAZE_LEVELS
-            fixed = FIXED_MAZE_LEVELS.get(p["level"])
-            if fixed is not None and p["maze_size"] != fixed:
-                raise ValueError(f"level {p['level']} always builds {fixed + 2}x{fixed + 2} mazes: pass "
-                                 f"--maze-size {fixed}, or a level that reads the mazeHeight/mazeWidth settings")
+        if p["bearing"] not in BEARINGS:
+            raise ValueError(f"bearing must be one of {BEARINGS}, got {p['bearing']!r}")
 
     def backend_version(self, backend: str, params: dict[str, Any]) -> str:
         if backend == self.real_backend:
             from .real import backend_version
             return backend_version(params["level"])
-        from importlib.metadata import version      # mazes and textures come from labmaze
+        from importlib.metadata import version      # textures come from labmaze
 
         from .embedded import EMBEDDED_VERSION
         return f"{EMBEDDED_VERSION}+labmaze-{version('labmaze')}"

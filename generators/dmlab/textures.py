@@ -88,3 +88,95 @@ def sky_faces(name: str) -> np.ndarray:
         raise ValueError(f"unknown sky {name!r}: choose one of {SKIES}")
     root = os.path.join(assets_dir(), name)
     return np.stack([_load_rgb(os.path.join(root, f"{f}.png"), SKY_SIZE) for f in SKY_FACES])
+
+
+# Wall decals. DMLab's text levels put a decal on a share `wall_decal_frequency` = 0.1 of the wall faces
+# that border open cells (count round(0.1 * faces), distinct images), a square of 1 builder unit = 32 game
+# units at the middle of the face (text_level_exporter.cc GenerateWallDecal; themes.lua placeWallDecals).
+# No pip package ships DMLab's decal images (dec_img_style0X_0YY; labmaze has walls, floors and skies
+# only), so posters are generated: bold shapes on a coloured ground, drawn fresh for every maze.
+DECAL_FREQUENCY = 0.1
+DECAL_SIZE = 32.0
+DECAL_CENTRE_Z = 50.0
+POSTER_TEXELS = 64
+
+
+@dataclass(frozen=True)
+class PosterSet:
+    """Posters of one maze: which wall face shows which poster, and the posters' packed mip chains
+    (row-major, not transposed)."""
+    face: np.ndarray       # int64 (ncx, ncy, 4): poster on wall cell (ix, iy)'s face toward -x, +x, -y, +y, or -1
+    texels: np.ndarray     # uint8 (max(n, 1), sum(size_l^2), 3)
+    offsets: np.ndarray    # int64 (L,)
+    sizes: np.ndarray      # int64 (L,)
+
+    @property
+    def count(self) -> int:
+        return int((self.face >= 0).sum())
+
+    @classmethod
+    def empty(cls, shape: tuple[int, int]) -> "PosterSet":
+        sizes = np.array([4], np.int64)
+        return cls(np.full((*shape, 4), -1, np.int64), np.zeros((1, 16, 3), np.uint8), np.zeros(1, np.int64), sizes)
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    import colorsys
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), np.float32) * 255
+
+
+def poster_image(g: np.random.Generator, size: int = POSTER_TEXELS) -> np.ndarray:
+    """float32 (size, size, 3): a ground colour, a frame and 2-4 bold shapes in other hues."""
+    yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size
+    hue = g.random()
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = _hsv(hue, g.uniform(0.3, 0.9), g.uniform(0.5, 1.0))
+    for _ in range(int(g.integers(2, 5))):
+        colour = _hsv(hue + g.uniform(0.2, 0.8), g.uniform(0.6, 1.0), g.uniform(0.3, 1.0))
+        cx, cy, r = g.uniform(0.25, 0.75), g.uniform(0.25, 0.75), g.uniform(0.12, 0.3)
+        kind = int(g.integers(4))
+        if kind == 0:                                          # disc
+            mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r ** 2
+        elif kind == 1:                                        # square
+            mask = (abs(xx - cx) < r) & (abs(yy - cy) < r)
+        elif kind == 2:                                        # triangle, apex up
+            mask = (yy < cy + r) & (yy > cy - r) & (abs(xx - cx) < (yy - (cy - r)) / 2)
+        else:                                                  # stripes
+            period = g.uniform(0.1, 0.25)
+            mask = ((xx * np.cos(cx * 6) + yy * np.sin(cx * 6)) / period) % 1.0 < 0.5
+            mask &= (abs(xx - cx) < r + 0.1) & (abs(yy - cy) < r + 0.1)
+        img[mask] = colour
+    frame = (xx < 0.06) | (xx > 0.94) | (yy < 0.06) | (yy > 0.94)
+    img[frame] = _hsv(hue, 0.2, g.choice([0.1, 0.95]))
+    return img
+
+
+def wall_faces(solid: np.ndarray) -> np.ndarray:
+    """int (F, 3) of (ix, iy, side) for every wall face bordering an open cell, in index order."""
+    faces = []
+    nx, ny = solid.shape
+    for ix in range(nx):
+        for iy in range(ny):
+            if not solid[ix, iy]:
+                continue
+            for side, (ox, oy) in enumerate(((-1, 0), (1, 0), (0, -1), (0, 1))):
+                jx, jy = ix + ox, iy + oy
+                if 0 <= jx < nx and 0 <= jy < ny and not solid[jx, jy]:
+                    faces.append((ix, iy, side))
+    return np.array(faces, np.int64).reshape(-1, 3)
+
+
+def poster_set(solid: np.ndarray, g: np.random.Generator, frequency: float = DECAL_FREQUENCY) -> PosterSet:
+    """Posters on round(frequency * faces) random wall faces of a maze (bool (ncx, ncy) solid grid)."""
+    faces = wall_faces(solid)
+    count = int(np.floor(0.5 + frequency * len(faces)))
+    if count == 0:
+        return PosterSet.empty(solid.shape)
+    chosen = faces[g.permutation(len(faces))[:count]]
+    face = np.full((*solid.shape, 4), -1, np.int64)
+    face[chosen[:, 0], chosen[:, 1], chosen[:, 2]] = np.arange(count)
+    chains = [_mip_chain(poster_image(g)) for _ in range(count)]
+    sizes = np.array([lv.shape[0] for lv in chains[0]], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes ** 2)[:-1]]).astype(np.int64)
+    texels = np.stack([np.concatenate([lv.reshape(-1, 3) for lv in ch]) for ch in chains])
+    return PosterSet(face, np.clip(np.rint(texels), 0, 255).astype(np.uint8), offsets, sizes)
