@@ -82,8 +82,16 @@ def lab_settings(cfg: RealConfig) -> dict[str, str]:
 
 
 def backend_version(level: str) -> str:
+    """"deepmind_lab-<module version>:<level>", plus the first 12 hex digits of the Lua file's sha256 for a
+    shipped level (its bytes decide the mazes)."""
+    import hashlib
+
     import deepmind_lab
-    return f"deepmind_lab-{deepmind_lab.version()}:{level}"
+    tag = f"deepmind_lab-{deepmind_lab.version()}:{level}"
+    if level in SHIPPED_LEVELS:
+        with open(level_path(level), "rb") as f:
+            tag += "+" + hashlib.sha256(f.read()).hexdigest()[:12]
+    return tag
 
 
 class DeepMindLabBackend:

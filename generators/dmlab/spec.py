@@ -82,7 +82,7 @@ class DmlabSpec(DatasetSpec):
             raise ValueError(f"fps must be in (0, 960] (DMLab needs at least 1 ms per frame), got {p['fps']}")
         if not 0 < p["look_rate"] <= MAX_LOOK_PIXELS:
             raise ValueError(f"look-rate must be in 1..{MAX_LOOK_PIXELS}, got {p['look_rate']}")
-        if p["maze_size"] < 5 or p["maze_size"] % 2 == 0:      # 3x3 has no cell > 5 steps from a junction
+        if p["maze_size"] < 5 or p["maze_size"] % 2 == 0:      # 3x3 rarely has a cell > 5 steps from a junction
             raise ValueError(f"maze-size must be odd and >= 5, got {p['maze_size']}")
         if not 0 < p["heading_tol"] <= 180:
             raise ValueError(f"heading-tol must be in (0, 180], got {p['heading_tol']}")

@@ -4,13 +4,23 @@ cannot be installed. It keeps the documented API and the C module's argument che
 observations, is_running, num_steps, fps, action_spec, observation_spec, events, close; version,
 runfiles_path, set_runfiles_path.
 
-Only `demos/random_maze` exists. Its maze follows that level's script (15x15 thick-wall depth-first
-maze, 15% of interior cells opened, spawns more than 5 cells from a goal); the player turns at DMLab's
-look rate and walks at 320 units/s, stopping at walls; the picture is a flat colour from the pose.
-Every `step` call is appended to `Lab.calls` as (action copy, num_steps) so tests can check them.
+Levels behave as in a stock install:
+  * `demos/random_maze` is stock DMLab's level: a 15x15 thick-wall depth-first maze, 15% of interior cells
+    opened, a goal 'G', apples 'A' within 5 cells of it and spawns 'P' more than 5 cells away. It never calls
+    `debug_observations.setMaze`, so DEBUG.MAZE.LAYOUT is the empty string; it rejects settings it does not
+    know (setting_overrides: "Invalid setting").
+  * Any other level is a Lua file found as DMLab's Context::GetLevelPath finds it (a name ending in .lua is a
+    path; else `<levelDirectory>/<name>.lua` for an absolute levelDirectory). It is run for real with lupa
+    (Lua 5.1) against small Lua models of the DMLab modules it requires (maze_generation{entity=...},
+    common.random, common.make_map, decorators.debug_observations/custom_observations/setting_overrides);
+    DEBUG.MAZE.LAYOUT is whatever the level published with debug_observations.setMaze, '' otherwise.
+The player turns at DMLab's look rate and walks at 320 units/s, stopping at walls; it spawns at a 'P' cell
+facing east; the picture is a flat colour from the pose. Every `step` call is appended to `Lab.calls` as
+(action copy, num_steps) so tests can check them.
 """
 from __future__ import annotations
 
+import os
 from collections import deque
 
 import numpy as np
@@ -21,7 +31,7 @@ _runfiles = "."
 _ACTIONS = [("LOOK_LEFT_RIGHT_PIXELS_PER_FRAME", -512, 512), ("LOOK_DOWN_UP_PIXELS_PER_FRAME", -512, 512),
             ("STRAFE_LEFT_RIGHT", -1, 1), ("MOVE_BACK_FORWARD", -1, 1), ("FIRE", 0, 1), ("JUMP", 0, 1),
             ("CROUCH", 0, 1)]
-_LEVELS = {"demos/random_maze": 180.0}       # level -> episodeLengthSeconds
+_LEVELS = {"demos/random_maze": 180.0}       # stock levels modelled in Python -> episodeLengthSeconds
 _ENGINE_SETTINGS = {"width", "height", "fps", "levelDirectory", "appendCommand", "mixerSeed"}
 _CELL = 100.0
 
@@ -89,6 +99,138 @@ def _random_maze(seed: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
     return grid, sorted(spawns)
 
 
+def _level_path(level: str, level_directory: str) -> str | None:
+    """Context::GetLevelPath for the cases a stand-in can resolve (no runfiles tree here)."""
+    if level.endswith(".lua"):
+        return level
+    if level_directory.startswith("/"):
+        return os.path.join(level_directory, level + ".lua")
+    return None
+
+
+# Lua models of the DMLab modules a level may require; `py` carries the Python side.
+_LUA_MODULES = r"""
+local py = ...
+package.preload['common.random'] = function()
+  local r = {}
+  function r:seed(s) py.seed(s) end
+  function r:uniformInt(a, b) return py.uniform_int(a, b) end
+  function r:uniformReal(a, b) return py.uniform_real(a, b) end
+  return r
+end
+package.preload['dmlab.system.maze_generation'] = function()
+  local M = {}
+  function M.mazeGeneration(kw)
+    assert(kw.entity, 'stand-in models only mazeGeneration{entity = ...}')
+    local maze = {_entity = kw.entity, _variations = kw.variations or ''}
+    function maze:entityLayer() return self._entity end
+    function maze:variationsLayer() return self._variations end
+    function maze:size()
+      local h, w = 0, 0
+      for line in self._entity:gmatch('[^\n]+') do h = h + 1; w = math.max(w, #line) end
+      return h, w
+    end
+    return maze
+  end
+  return M
+end
+package.preload['common.make_map'] = function()
+  return {makeMap = function(kw)
+    assert(kw.mapName and kw.mapEntityLayer, 'makeMap needs mapName and mapEntityLayer')
+    py.make_map(kw.mapEntityLayer)
+    return kw.mapName
+  end}
+end
+package.preload['decorators.debug_observations'] = function()
+  return {setMaze = function(maze) py.set_maze(maze:entityLayer()) end}
+end
+package.preload['decorators.custom_observations'] = function()
+  return {decorate = function(api) end}
+end
+package.preload['decorators.setting_overrides'] = function()
+  local whitelist = {episodeLengthSeconds = true, logLevel = true, randomSeed = true}
+  return {decorate = function(kw)
+    local api, params = kw.api, kw.apiParams
+    py.set_params(params)
+    function api:init(settings)
+      for k, v in pairs(settings) do
+        if params[k] ~= nil then
+          params[k] = tonumber(v) or v
+        elseif not whitelist[k] then
+          error('Invalid setting: "' .. k .. '" = "' .. v .. '"')
+        end
+      end
+    end
+  end}
+end
+"""
+
+
+class _LuaLevel:
+    """A level script run with lupa against the module models above."""
+
+    def __init__(self, path: str, settings: dict[str, str]):
+        try:
+            from lupa import lua51
+        except ImportError:
+            raise RuntimeError("Failed to init environment - \"the stand-in runs Lua levels with lupa "
+                               "(pip install lupa)\"") from None
+        self._rng = np.random.RandomState(0)
+        self._map = self._maze = None
+        self._params = None
+        lua = lua51.LuaRuntime(unpack_returned_tuples=True)
+        py = lua.table_from({"seed": self._seed, "uniform_int": self._uniform_int, "uniform_real": self._uniform_real,
+                             "make_map": self._make_map, "set_maze": self._set_maze, "set_params": self._set_params})
+        lua.execute(_LUA_MODULES, py)
+        with open(path) as f:
+            source = f.read()
+        try:
+            self._api = lua.execute(source)
+            if self._api.init is not None:
+                self._api.init(self._api, lua.table_from(settings))
+        except Exception as e:  # lupa.LuaError: the engine reports level errors at init
+            raise RuntimeError(f"Failed to init environment - \"{e}\"") from None
+
+    def _seed(self, s):
+        self._rng = np.random.RandomState(int(s) % 2**32)
+
+    def _uniform_int(self, a, b):
+        a, b = int(a), int(b)
+        if a > b:
+            raise ValueError(f"uniformInt({a}, {b})")
+        return int(self._rng.randint(a, b + 1))
+
+    def _uniform_real(self, a, b):
+        return float(self._rng.uniform(float(a), float(b)))
+
+    def _make_map(self, entity):
+        self._map = str(entity)
+
+    def _set_maze(self, entity):
+        self._maze = str(entity)
+
+    def _set_params(self, params):
+        self._params = params
+
+    def episode_length(self) -> float:
+        value = self._params["episodeLengthSeconds"] if self._params is not None else None
+        return float(value) if value is not None else float("inf")
+
+    def start(self, episode: int, seed: int) -> tuple[np.ndarray, str]:
+        """Run api:start; the built map as a char grid and the published layout ('' if none)."""
+        self._map = self._maze = None
+        try:
+            self._api.start(self._api, episode, seed)
+        except Exception as e:
+            raise RuntimeError(f"Failed to start environment - \"{e}\"") from None
+        if self._map is None:
+            raise RuntimeError("Failed to start environment - \"the level built no map\"")
+        lines = [line for line in self._map.split("\n") if line]
+        width = max(len(line) for line in lines)
+        grid = np.array([list(line.ljust(width, "*")) for line in lines], dtype="<U1")
+        return grid, self._maze or ""
+
+
 class Lab:
     def __init__(self, level, observations, config=None, renderer="software", level_cache=None):
         if not isinstance(level, str):
@@ -113,8 +255,17 @@ class Lab:
                 raise RuntimeError(f"Failed to apply setting '{key} = {value}' - \"Invalid setting {value}\"") from None
             if key not in _ENGINE_SETTINGS:
                 self.settings[key] = value          # handed to the level's api:init
-        if level not in _LEVELS:
-            raise RuntimeError(f"Failed to init environment - \"Could not find level '{level}'\"")
+        self._lua = None
+        self._length = _LEVELS.get(level)
+        if level in _LEVELS:
+            for key, value in self.settings.items():     # stock levels: setting_overrides without extras
+                raise RuntimeError(f"Failed to init environment - \"Invalid setting: \"{key}\" = \"{value}\"\"")
+        else:
+            path = _level_path(level, (config or {}).get("levelDirectory", ""))
+            if path is None or not os.path.isfile(path):
+                raise RuntimeError(f"Failed to init environment - \"Could not find level '{level}'\"")
+            self._lua = _LuaLevel(path, self.settings)
+            self._length = self._lua.episode_length()
         specs = _observation_specs(self._height, self._width)
         known = {s["name"] for s in specs}
         for name in observations:
@@ -138,9 +289,17 @@ class Lab:
         if not -2**31 <= int(seed) < 2**31:
             raise OverflowError("signed integer is greater than maximum")
         seed = int(seed) + 2**31 if seed < 0 else int(seed)   # dmlab_start: a non-negative seed
-        self._grid, spawns = _random_maze(seed)
+        if self._lua is None:
+            self._grid, spawns = _random_maze(seed)
+            self._layout_text = ""                  # stock random_maze never calls setMaze
+        else:
+            self._grid, self._layout_text = self._lua.start(self._episode, seed)
+            spawns = [tuple(int(v) for v in rc) for rc in np.argwhere(self._grid == "P")]
+            if not spawns:
+                raise RuntimeError("Failed to start environment - \"the level placed no spawn point\"")
         r, c = spawns[np.random.RandomState(seed + 1).randint(len(spawns))]
-        self._pos = np.array([(c + 0.5) * _CELL, (15 - r - 0.5) * _CELL, 24.03125])
+        rows = self._grid.shape[0]
+        self._pos = np.array([(c + 0.5) * _CELL, (rows - r - 0.5) * _CELL, 24.03125])
         self._yaw = 0.0
         self._steps = 0
         self._episode += 1
@@ -173,11 +332,11 @@ class Lab:
             if fwd:
                 a = np.radians(self._yaw)
                 new = self._pos[:2] + fwd * 320.0 * msec / 1000.0 * np.array([np.cos(a), np.sin(a)])
-                r, c = 14 - int(new[1] // _CELL), int(new[0] // _CELL)
+                r, c = self._grid.shape[0] - 1 - int(new[1] // _CELL), int(new[0] // _CELL)
                 if self._grid[r, c] != "*":
                     self._pos[:2] = new
             self._steps += 1
-            if self._steps * msec / 960.0 >= _LEVELS[self._level]:
+            if self._steps * msec / 960.0 >= self._length:
                 self._status = "terminated"
                 break
         return 0.0
@@ -203,7 +362,7 @@ class Lab:
             elif name == "DEBUG.POS.ROT":
                 out[name] = np.array([0.0, self._yaw, 0.0])
             elif name == "DEBUG.MAZE.LAYOUT":
-                out[name] = "\n".join("".join(row) for row in self._grid) + "\n"
+                out[name] = self._layout_text
         return out
 
     def observation_spec(self):
