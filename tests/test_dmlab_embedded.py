@@ -41,7 +41,9 @@ def test_episode_shapes_and_dtypes(episodes):
     assert ep.actions.shape == (300,) and ep.actions.dtype == np.int32
     assert ep.pose.shape == (300, 4) and ep.pose.dtype == np.float32
     assert ep.actions.min() >= 0 and ep.actions.max() < len(P.ACTION_NAMES)
-    assert (ep.actions[:30] == P.LOOK_LEFT).all()            # steps 10..39 of the initial spin
+    # actions[k] produced frame k: raw steps 9..29 look left (frame 0 is the view after the 10 skipped steps)
+    assert (ep.actions[:21] == P.LOOK_LEFT).all()
+    assert not np.isin(ep.actions, [P.LOOK_LEFT_FORWARD, P.LOOK_RIGHT_FORWARD]).any()
     assert np.allclose(ep.pose[:, 2], P.ORIGIN_Z)
     assert ep.video.std() > 10                                # a picture, not a flat fill
     assert ep.seed >= 0
@@ -50,13 +52,14 @@ def test_episode_shapes_and_dtypes(episodes):
 def test_actions_match_pose_changes(episodes):
     for ep in episodes:
         dyaw = _wrap(np.diff(ep.pose[:, 3].astype(np.float64)))
-        a = ep.actions[:-1]
+        a = ep.actions[1:]                                     # actions[k] moved the agent from frame k-1 to k
         left = np.isin(a, [P.LOOK_LEFT, P.LOOK_LEFT_FORWARD])
         right = np.isin(a, [P.LOOK_RIGHT, P.LOOK_RIGHT_FORWARD])
         assert np.allclose(dyaw[left], LEFT, atol=1e-3)
         assert ((dyaw[right] >= RIGHT_MIN - 1e-3) & (dyaw[right] <= RIGHT_MAX + 1e-3)).all()
         assert np.allclose(dyaw[a == P.FORWARD], 0.0)
-        assert np.isin(a, [P.LOOK_LEFT_FORWARD, P.LOOK_RIGHT_FORWARD]).sum() > 10    # it does walk
+        assert (a == P.FORWARD).sum() > 50                                          # it does walk
+        assert (np.hypot(*np.diff(ep.pose[:21, :2], axis=0).T) == 0).all()         # the look-around stays put
 
 
 def test_forward_moves_unless_blocked_and_turns_stay_put(backend):
@@ -92,6 +95,8 @@ def test_agent_never_enters_walls(backend):
     for seed in (3, 4):
         backend.reset(seed)
         agent = P.GoalAgent(P.GoalAgentConfig(), np.random.default_rng(seed))
+        r, c = backend.layout().cell_of(*backend.pose()[:2])
+        assert backend.pose()[3] == 0.0 and backend.pose()[:2].tolist() == list(backend.layout().centre(r, c))
         for t in range(200):
             backend.step(agent(t, None, backend.pose(), backend))
             assert backend.in_free_space()
@@ -112,6 +117,56 @@ def test_policy_revisits_cells(backend, episodes):
         return int(p[0] // 100), int(p[1] // 100)
 
     assert sum(revisits(ep) for ep in episodes) >= 3
+
+
+def test_traversal_statistics_match_the_final_agent(episodes):
+    """The authors' final agent on this maze: ~25 distinct cells (17-31), ~40% forward, ~68% of steps move;
+    the superseded agent visited ~8 cells with half of its steps standing still."""
+    cells = [len({(int(x // 100), int(y // 100)) for x, y in ep.pose[:, :2]}) for ep in episodes]
+    forward = np.mean([(ep.actions[1:] == P.FORWARD).mean() for ep in episodes])
+    moving = np.mean([(np.hypot(*np.diff(ep.pose[:, :2], axis=0).T) > 1e-3).mean() for ep in episodes])
+    assert 15 <= np.mean(cells) <= 35 and min(cells) >= 10
+    assert 0.3 <= forward <= 0.5 and 0.55 <= moving <= 0.8
+
+
+def test_the_episode_that_used_to_fail_is_generated(backend):
+    """Base seed 0, episode 6952: the old spawn rule put the agent on an isolated cell and it failed."""
+    parser = argparse.ArgumentParser()
+    SPEC.add_args(parser)
+    params = SPEC.params(parser.parse_args(["--length", "40"]))
+    ep = SPEC.episode(backend, 6952, 0, params)
+    assert ep.seed == 7643028501146694532 and ep.video.shape[0] == 40 and backend.redraws == 0
+
+
+def test_posters_on_a_tenth_of_the_wall_faces(backend):
+    from generators.dmlab.textures import DECAL_SIZE, wall_faces
+    counts = []
+    for seed in range(4):
+        backend.reset(seed)
+        faces = wall_faces(backend.solid)
+        ps = backend.posters
+        counts.append(ps.count)
+        assert ps.count == int(np.floor(0.5 + 0.1 * len(faces))) > 0
+        on = np.argwhere(ps.face >= 0)
+        assert {tuple(f) for f in on} <= {tuple(f) for f in faces.tolist()}     # only faces bordering floor
+        assert sorted(ps.face[ps.face >= 0].tolist()) == list(range(ps.count))
+        assert len({ps.texels[i].tobytes() for i in range(ps.count)}) == ps.count   # all different
+    a = backend.reset(1), backend.posters.texels.copy()
+    b = backend.reset(1), backend.posters.texels.copy()
+    assert np.array_equal(a[1], b[1]) and np.array_equal(a[0], b[0])
+    # face a poster head-on from 69 units: it covers the middle of the picture, the wall around it is unchanged
+    ix, iy, side = np.argwhere(backend.posters.face >= 0)[0]
+    ox, oy = ((-1, 0), (1, 0), (0, -1), (0, 1))[side]
+    x, y = (ix + 0.5 + ox) * 100 + 20 * ox, (iy + 0.5 + oy) * 100 + 20 * oy
+    backend.state[:] = (x, y, 0.0, 0.0, {0: 0.0, 1: 180.0, 2: 90.0, 3: 270.0}[int(side)])
+    with_poster = backend._render()
+    backend.posters = type(backend.posters).empty(backend.solid.shape)
+    without = backend._render()
+    diff = np.abs(with_poster.astype(int) - without.astype(int)).sum(-1) > 0
+    rows, cols = np.nonzero(diff)
+    half = 32 * (DECAL_SIZE / 2) / (50 + 20 - P.WALL_INSET)         # pixels: focal length 32 at 64 wide, 90 deg
+    assert diff.any() and abs(cols.mean() - 31.5) < 1.5 and (cols.max() - cols.min() + 1) <= 2 * half + 2
+    assert not diff[:, :10].any() and not diff[:, -10:].any()
 
 
 def test_same_seed_same_bytes_different_seed_different_world(backend):
