@@ -1,2 +1,3 @@
-"""DMLab-40k (TECO): random 3-D mazes walked by a goal agent. Backends: `embedded` (labmaze mazes in DMLab's
-textures, DMLab's motion, a numba raycaster; pip-only) and `deepmind_lab` (the real simulator)."""
+"""DMLab-40k (TECO): 9x9 random mazes walked by the authors' final goal agent (PROTOCOL.md). Backends: `embedded`
+(the level's mazes in DMLab's textures from labmaze, DMLab's motion, a numba raycaster; pip-only) and
+`deepmind_lab` (the real simulator running the shipped level levels/teco_maze.lua)."""

@@ -40,7 +40,7 @@ class MazeLayout:
         return row, col
 
     def centre(self, row: int, col: int) -> tuple[float, float]:
-        """World (x, y) of a cell's centre: the goal agent's landmarks."""
+        """World (x, y) of a cell's centre: the goal agent's waypoints."""
         return (col + 0.5) * CELL_SIZE, (self.rows - row - 0.5) * CELL_SIZE
 
     def is_open(self, row: int, col: int) -> bool:

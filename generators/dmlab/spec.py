@@ -30,7 +30,7 @@ class DmlabSpec(DatasetSpec):
     default_episodes = 40000
 
     def add_args(self, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("DMLab protocol (TECO's collection script)")
+        g = parser.add_argument_group("DMLab protocol (the authors' final collector; generators/dmlab/PROTOCOL.md)")
         g.add_argument("--length", type=int, default=300, help="frames recorded per episode")
         g.add_argument("--skip", type=int, default=10, help="first steps run but not recorded")
         g.add_argument("--resolution", type=int, default=64, help=f"square frame side, one of {RESOLUTIONS}")
