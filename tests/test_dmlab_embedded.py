@@ -230,3 +230,15 @@ def test_sky_sides_join_without_seams(name):
     ring = [faces[2], faces[0], faces[3], faces[1]]  # lf | ft | rt | bk going right
     for a, b in zip(ring, ring[1:] + ring[:1]):
         assert np.abs(a[:, -1] - b[:, 0]).mean() < 8.0
+
+
+def test_frame_zero_and_its_action(backend):
+    """Store convention: actions[t] produced frame t; with no skipped steps frame 0 is the reset view (-1)."""
+    parser = argparse.ArgumentParser()
+    SPEC.add_args(parser)
+    ep = SPEC.episode(backend, 3, 0, SPEC.params(parser.parse_args(["--length", "6", "--skip", "0"])))
+    assert ep.actions[0] == -1 and (ep.actions[1:] == P.LOOK_LEFT).all()
+    assert np.array_equal(ep.video[0], backend.reset(ep.seed))
+    assert np.allclose(_wrap(np.diff(ep.pose[:, 3].astype(np.float64))), LEFT, atol=1e-3)
+    skipped = SPEC.episode(backend, 3, 0, SPEC.params(parser.parse_args(["--length", "6", "--skip", "2"])))
+    assert np.array_equal(skipped.video[0], ep.video[2]) and skipped.actions[0] == P.LOOK_LEFT
