@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..seeds import rng
+
 CELL_SIZE = 100.0        # DMLab world units per maze cell (TextLevelSettings.cell_size)
 WALL_CHAR = "*"
 
@@ -131,8 +133,6 @@ def draw_world(seed: int, size: int, open_fraction: float,
     """(layout, spawn cell, attempt) for an episode seed. Attempt 0 draws from the seed's "maze" and "spawn"
     streams; a world that cannot host an episode is redrawn from streams "maze/<k>", "spawn/<k>" of the same
     seed, so the redraw is as deterministic as the first draw and never depends on the worker or a retry."""
-    from ..seeds import rng
-
     for attempt in range(max_attempts):
         tag = "" if attempt == 0 else f"/{attempt}"
         layout = generate_layout(rng(seed, "maze" + tag), size, open_fraction)
