@@ -190,3 +190,28 @@ def test_bad_action_is_refused(backend):
     backend.reset(1)
     with pytest.raises(ValueError, match="action id 7"):
         backend.step(7)
+
+
+def test_walk_statistics_on_a_hand_made_episode():
+    from generators.minecraft.stats import episode_stats
+    from generators.rollout import Episode
+    T = 60
+    pose = np.zeros((T, 5), np.float32)
+    pose[:, 0] = np.minimum(np.arange(T), 30) * 0.25 + 0.5      # 30 forward steps of 1/4 block, then standing
+    actions = np.array([-1] + [P.FORWARD] * 30 + [P.LEFT] * 29, np.int32)
+    ep = Episode(np.zeros((T, 1, 1, 3), np.uint8), actions, pose)
+    s = episode_stats(ep, np.zeros(T, bool))
+    assert s["share_forward_jump"] == pytest.approx(30 / 59) and s["share_left_jump"] == pytest.approx(29 / 59)
+    assert s["share_steps_moving"] == pytest.approx(30 / 59) and s["share_forward_blocked"] == 0.0
+    assert s["distinct_blocks"] == 9 and s["path_length"] == pytest.approx(7.5) and s["longest_forward_run"] == 30
+    assert s["revisit_fraction"] == 0.0          # frames 50..59 stand at x = 8, > 3 blocks from frames 0..9
+    still = Episode(ep.video, actions, np.zeros_like(pose))
+    assert episode_stats(still, np.ones(T, bool))["revisit_fraction"] == pytest.approx(10 / 60)
+
+
+def test_stats_cli_prints_json_last(capsys):
+    import json
+    from generators.minecraft.stats import main
+    assert main(["--episodes", "1", "--length", "30"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["episodes"] == 1 and out["length"] == 30 and 0 <= out["mean"]["share_forward_jump"] <= 1
