@@ -1,4 +1,4 @@
-"""The embedded Minecraft world: swamp terrain as a pure function of (world seed, block coordinates).
+"""The embedded Minecraft world: swamp terrain as a pure function of (world seed, sea level, block coordinates).
 
 Blocks live in 16x16 chunk columns spanning world heights [Y0, Y0 + HEIGHT); chunks are generated on
 demand (numba) and cached, and `LocalView` assembles the chunks around the player into one array for
