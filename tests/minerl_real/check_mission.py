@@ -6,7 +6,8 @@ Run with the python of the venv that scripts/setup_minerl_venv.sh builds, from t
 
 It builds our SimpleExplore env spec with minerl's own classes, registers it with gym, renders the
 mission XML with minerl's template, validates it against Malmo's Mission.xsd shipped in the package,
-and checks that it carries the collector's settings; our action dicts must lie in minerl's action space.
+and checks that it carries the collector's settings; our action dicts must lie in minerl's action space and
+become the collector's Malmo commands (jump held on turns) through a real, unstarted minerl env.
 With --collector-env (the authors' env.py from wilson1yan/collect-minecraft), it also builds their
 spec and requires the two missions to differ only by our extra pose observation. Exit 0 = all good;
 the last line is JSON.
@@ -103,6 +104,18 @@ def main() -> int:
         assert (d["forward"], d["jump"], float(d["camera"][1]), float(d["camera"][0])) == (fwd, jump, yaw, 0.0)
         assert all(d[k] == 0 for k in ("back", "left", "right", "sneak", "sprint", "attack"))
     out["actions_in_space"] = True
+
+    # the real env object (constructing it starts no Minecraft) turns our actions into the collector's
+    # Malmo commands; _process_action is minerl 0.4.4's internal action -> command step of env.step
+    b = real.MineRLBackend(P.RESOLUTION)
+    commands = {}
+    for a in (P.FORWARD, P.LEFT, P.RIGHT):
+        d = real.action_dict(b.env.action_space.noop(), a)
+        commands[P.ACTION_NAMES[a]] = b.env._process_action("agent_0", d).splitlines()
+    assert {"forward 1", "jump 1", "camera 0.0 0.0"} <= set(commands["forward_jump"])
+    assert {"forward 0", "jump 1", "camera 0.0 -20.0"} <= set(commands["left_jump"])
+    assert {"forward 0", "jump 1", "camera 0.0 20.0"} <= set(commands["right_jump"])
+    out["malmo_commands"] = {k: [c for c in v if not c.endswith(" 0")] for k, v in commands.items()}
 
     flooded = real.simple_explore_class()(resolution=(64, 64), biome_id=3, sea_level=63, name="SimpleExploreCheck-v0")
     opts = json.loads(etree.fromstring(flooded.to_xml().encode()).find(
