@@ -7,7 +7,6 @@ is skipped. The checks themselves are in tests/minerl_real/check_mission.py.
 """
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

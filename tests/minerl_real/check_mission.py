@@ -20,7 +20,6 @@ import json
 import pathlib
 import sys
 
-import numpy as np
 from lxml import etree
 
 import minerl
