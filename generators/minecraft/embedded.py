@@ -20,7 +20,7 @@ from . import protocol as P
 from . import world as W
 from .render import RenderConfig, Renderer
 
-EMBEDDED_VERSION = "1"
+EMBEDDED_VERSION = "2"         # 2: sea level 1 (puddles only), jumping turns
 
 HALF_WIDTH = 0.3
 BODY_HEIGHT = 1.8
@@ -204,8 +204,6 @@ def find_spawn(world: W.World, seed: int) -> tuple[float, float, float, float]:
             for dz in (-r, r) if abs(dx) != r else range(-r, r + 1):
                 x, z = x0 + dx, z0 + dz
                 h = world.height(x, z)
-                if h < W.WATER_LEVEL:
-                    continue
                 view.follow(x + 0.5, z + 0.5)
                 if view.get(x, h, z) != W.GRASS:
                     continue
@@ -216,15 +214,21 @@ def find_spawn(world: W.World, seed: int) -> tuple[float, float, float, float]:
 
 
 class EmbeddedMinecraft:
-    """Backend: reset(seed) builds a new world (Minecraft's force_reset) and spawns the player."""
+    """Backend: reset(seed) builds a new world (Minecraft's force_reset) and spawns the player.
+
+    `sea_level` is the world generator's (the collector's 1; 63 is Minecraft's default, a flooded swamp);
+    `turn_jump` False turns in place without jumping (exactly reversible; the collector jumps)."""
 
     name = "embedded"
     version = EMBEDDED_VERSION
 
     def __init__(self, height: int = P.RESOLUTION, width: int = P.RESOLUTION,
-                 turn_degrees: float = P.TURN_DEGREES, render: RenderConfig | None = None):
+                 turn_degrees: float = P.TURN_DEGREES, render: RenderConfig | None = None,
+                 sea_level: int = W.SEA_LEVEL, turn_jump: bool = True):
         self.cfg = dataclasses.replace(render or RenderConfig(), height=int(height), width=int(width))
         self.turn_degrees = float(turn_degrees)
+        self.sea_level = W.check_sea_level(sea_level)
+        self.turn_jump = bool(turn_jump)
         self.radius_chunks = int(math.ceil(self.cfg.view_distance / W.CHUNK))
         self.world: W.World | None = None
         self.view: W.LocalView | None = None
@@ -234,9 +238,10 @@ class EmbeddedMinecraft:
 
     def reset(self, seed: int, **_) -> np.ndarray:
         world_seed = int(rng(seed, "world").integers(0, 2 ** 63))
-        self.world = W.World(world_seed)
+        self.world = W.World(world_seed, self.sea_level)
         x, y, z, yaw = find_spawn(self.world, seed)
         self.player = Player(x, y, z, yaw)
+        self.player.on_ground = True      # feet rest on the spawn block, as a player MineRL hands over at reset
         self.view = W.LocalView(self.world, self.radius_chunks)
         self.view.follow(x, z)
         self.renderer = Renderer(self.cfg, cloud_seed=world_seed)
@@ -250,8 +255,9 @@ class EmbeddedMinecraft:
         if a == P.FORWARD:
             tick(self.view, self.player, forward=True, jump=True)
         elif a in (P.LEFT, P.RIGHT):
+            # MineRL applies the camera delta, then runs the tick with the keys held (jump, as the collector)
             self.player.turn(-self.turn_degrees if a == P.LEFT else self.turn_degrees)
-            tick(self.view, self.player, forward=False, jump=False)
+            tick(self.view, self.player, forward=False, jump=self.turn_jump)
         elif a == P.NOOP:
             tick(self.view, self.player, forward=False, jump=False)
         else:

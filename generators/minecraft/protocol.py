@@ -1,15 +1,14 @@
 """Minecraft-200k's collection protocol, shared by the embedded and the MineRL backend.
 
-From the paper's own MineRL collection code (a `SimpleExplore` EnvSpec and a `SimpleAgent`):
-the agent re-samples its action every `action_repeat` = 5 steps: forward (+jump) with probability
-`prob_forward`, else turn left or right (camera yaw -/+20 degrees) with (1 - prob_forward) / 2 each;
-after `max_consec_forward` forward steps in a row it must turn. Ids: 0 = no-op (first frame),
-1 = forward+jump, 2 = left, 3 = right. An episode that ends early (`done`) is discarded and redrawn.
-
-prob_forward = 0.9 is the value the collection code's own driver runs the agent with
-(`SimpleAgent(0.9, 5)` / `sample_action(0.9)`); its argparse default of 0.0 (turning only) cannot
-produce the paper's walks. max_consec_forward = 25 is that code's default. (Its later versions also
-hold jump while turning; turns here are camera-only, so turning in place is exactly reversible.)
+As the authors' final collector (wilson1yan/collect-minecraft, commit 62919a4 "Fixes"; PROTOCOL.md
+compares point by point): the agent re-samples its action every `action_repeat` = 5 steps: forward
+with probability `prob_forward` = 0.9, else left or right with (1 - prob_forward) / 2 each; once
+`max_consec_forward` = 50 forward steps ran in a row the next re-sample must turn. Every action holds
+jump: forward = forward + jump, left/right = jump + camera yaw -/+20 degrees, so turning frames bob too.
+Ids are the collector's: 1 = forward, 2 = left, 3 = right (0 = no-op: never emitted by the policy; the
+collector writes it as the placeholder of the reset frame, the store writes -1). Frame 0 is the view at
+reset; an episode is the reset view plus `length` - 1 steps (the collector: 1 + 300). An episode that
+ends early (`done`) is discarded and redrawn.
 """
 from __future__ import annotations
 
@@ -19,16 +18,16 @@ from generators.rollout import Episode, EpisodeDiscarded, rollout
 from generators.seeds import episode_seed, rng
 
 NOOP, FORWARD, LEFT, RIGHT = 0, 1, 2, 3
-ACTION_NAMES = ["noop", "forward_jump", "turn_left", "turn_right"]
+ACTION_NAMES = ["noop", "forward_jump", "left_jump", "right_jump"]
 POSE_NAMES = ["x", "y", "z", "yaw", "pitch"]
 POSE_UNITS = "minecraft blocks"
 TURN_DEGREES = 20.0
 
-LENGTH = 300
+LENGTH = 301                # the collector's traj_length 300 steps plus the reset view
 RESOLUTION = 128
 PROB_FORWARD = 0.9
 ACTION_REPEAT = 5
-MAX_CONSEC_FORWARD = 25
+MAX_CONSEC_FORWARD = 50
 SWAMP_BIOME_ID = 6          # Minecraft 1.11 "swampland"
 MAX_ATTEMPTS = 100          # redraws before an episode is reported as failed
 
@@ -39,8 +38,8 @@ def wrap_degrees(a: float) -> float:
 
 
 class ExplorePolicy:
-    """The paper's SimpleAgent with a seeded generator: no-op at t = 0, then a fresh action every
-    `repeat` steps, forward runs capped at `max_consec_forward` steps."""
+    """The collector's SimpleAgent with a seeded generator: a fresh action at t = 0, 5, 10, ...
+    (`repeat`), held in between; a re-sample after `max_consec_forward` forward steps in a row turns."""
 
     def __init__(self, seed: int, prob_forward: float = PROB_FORWARD, repeat: int = ACTION_REPEAT,
                  max_consec_forward: int = MAX_CONSEC_FORWARD):
@@ -48,15 +47,13 @@ class ExplorePolicy:
         self.prob_forward, self.repeat, self.max_consec = float(prob_forward), int(repeat), int(max_consec_forward)
         self.counter = 0
         self.n_forward = 0
-        self.action = NOOP
+        self.action = FORWARD
 
     def sample(self, prob_forward: float) -> int:
         turn = (1.0 - prob_forward) / 2.0
         return int(self.rng.choice([FORWARD, LEFT, RIGHT], p=[prob_forward, turn, turn]))
 
     def __call__(self, t: int, obs=None, pose=None, backend=None) -> int:
-        if t == 0:
-            return NOOP
         capped = self.max_consec > 0 and self.n_forward >= self.max_consec
         if self.counter % self.repeat == 0:
             self.action = self.sample(0.0 if capped else self.prob_forward)

@@ -1,4 +1,4 @@
-"""The embedded Minecraft world: swamp terrain as a pure function of (world seed, block coordinates).
+"""The embedded Minecraft world: swamp terrain as a pure function of (world seed, sea level, block coordinates).
 
 Blocks live in 16x16 chunk columns spanning world heights [Y0, Y0 + HEIGHT); chunks are generated on
 demand (numba) and cached, and `LocalView` assembles the chunks around the player into one array for
@@ -23,7 +23,10 @@ SOLID_HEIGHT = np.array([0, 1, 1, 1, 1, 1, 0, 1, 1, 0.09375, 0, 0, 0], np.float6
 CHUNK = 16
 Y0 = 48                 # lowest stored world y; everything below is never visible
 HEIGHT = 32             # stored layers: world y in [48, 80)
-WATER_LEVEL = 62        # top water block (Minecraft's sea level 63 is the water surface)
+SEA_LEVEL = 1           # the collector's generator option "seaLevel": no sea water anywhere near the surface
+VANILLA_SEA_LEVEL = 63  # Minecraft's default: water fills every column up to y = 62 (the old, flooded look)
+PUDDLE_Y = 62           # BiomeSwamp's hard-coded y: a top block here becomes water, whatever the sea level
+LILY_NOISE = 0.12       # ... with a lily pad on it where the puddle noise is below this
 TREE_CELL = 8           # one candidate swamp oak per 8x8 columns
 TREE_REACH = 4          # canopy radius 3 + 1: trees this far outside a chunk can still touch it
 
@@ -91,38 +94,58 @@ def fbm(seed, x, z, salt, octaves):
 
 @njit(cache=True)
 def column_height(seed, x, z):
-    """World y of the top terrain block of column (x, z). WATER_LEVEL - 1 means a 1-deep pool."""
+    """World y of the top terrain block of column (x, z), before any water: a flat swamp in 61..65."""
     n = fbm(seed, x / 26.0, z / 26.0, 10, 3)
-    h = WATER_LEVEL + np.int64(np.floor(n * 6.0 - 2.6))
-    if h < WATER_LEVEL:
-        return WATER_LEVEL - 1      # swamp water is shallow: the player always wades, never swims under
-    return min(h, WATER_LEVEL + 3)
+    h = 62 + np.int64(np.floor(n * 6.0 - 2.6))
+    return max(61, min(h, 65))
 
 
 @njit(cache=True)
-def _fill_columns(seed, x0, z0, out):
-    """Terrain, water, surface plants of the 16x16 columns starting at (x0, z0); out is (16, HEIGHT, 16)."""
+def puddle_noise(seed, x, z):
+    """Stands in for BiomeSwamp's grass-colour noise sampled at (x/4, z/4): a value in (-1, 1)."""
+    return 2.0 * value_noise(seed, x * 0.25, z * 0.25, 45) - 1.0
+
+
+@njit(cache=True)
+def is_puddle(seed, sea_level, x, z):
+    """BiomeSwamp.genTerrainBlocks: a column whose top block is at y = 62 and not already sea water
+    turns that block into water where the noise is positive."""
+    h = column_height(seed, x, z)
+    return h == PUDDLE_Y and h >= sea_level - 1 and puddle_noise(seed, x, z) > 0.0
+
+
+@njit(cache=True)
+def _fill_columns(seed, sea_level, x0, z0, out):
+    """Terrain, water, surface plants of the 16x16 columns starting at (x0, z0); out is (16, HEIGHT, 16).
+    Sea water fills air below `sea_level` (none with the collector's sea level 1); the swamp's puddles
+    at y = 62 come on top of that at any sea level."""
     for lx in range(CHUNK):
         for lz in range(CHUNK):
             x = x0 + lx
             z = z0 + lz
             h = column_height(seed, x, z)
+            flooded = h < sea_level - 1
             for y in range(Y0, h + 1):
                 ly = y - Y0
                 if y <= h - 4:
                     out[lx, ly, lz] = STONE
                 elif y < h:
                     out[lx, ly, lz] = DIRT
-                elif h >= WATER_LEVEL:
+                elif not flooded:
                     out[lx, ly, lz] = GRASS
                 else:
                     bed = fbm(seed, x / 7.0, z / 7.0, 30, 2)
                     out[lx, ly, lz] = CLAY if bed > 0.62 else (SAND if bed < 0.3 else DIRT)
-            if h < WATER_LEVEL:
-                for y in range(h + 1, WATER_LEVEL + 1):
+            if flooded:
+                for y in range(h + 1, min(sea_level, Y0 + HEIGHT)):
                     out[lx, y - Y0, lz] = WATER
-                if unit3(seed, x, z, 40) < 0.07:
-                    out[lx, WATER_LEVEL + 1 - Y0, lz] = LILY
+                if sea_level - Y0 < HEIGHT and unit3(seed, x, z, 40) < 0.07:
+                    out[lx, sea_level - Y0, lz] = LILY
+            elif is_puddle(seed, sea_level, x, z):
+                out[lx, h - Y0, lz] = WATER           # one block deep, on grass
+                out[lx, h - 1 - Y0, lz] = GRASS
+                if puddle_noise(seed, x, z) < LILY_NOISE:
+                    out[lx, h + 1 - Y0, lz] = LILY
             else:
                 r = unit3(seed, x, z, 41)
                 if r < 0.012:
@@ -154,19 +177,22 @@ def _get(out, x0, z0, x, y, z):
 
 
 @njit(cache=True)
-def tree_at(seed, gx, gz):
-    """Swamp oak of tree cell (gx, gz): (exists, trunk x, trunk z, base y, trunk height)."""
+def tree_at(seed, sea_level, gx, gz):
+    """Swamp oak of tree cell (gx, gz): (exists, trunk x, trunk z, base y, trunk height). As the game's
+    swamp oak, a trunk on a puddle starts in the water, on the ground below it."""
     if unit3(seed, gx, gz, 50) >= 0.55:
         return False, 0, 0, 0, 0
     tx = gx * TREE_CELL + np.int64(unit3(seed, gx, gz, 51) * TREE_CELL)
     tz = gz * TREE_CELL + np.int64(unit3(seed, gx, gz, 52) * TREE_CELL)
     h = column_height(seed, tx, tz)
+    if is_puddle(seed, sea_level, tx, tz):
+        h -= 1
     height = 5 + np.int64(unit3(seed, gx, gz, 53) * 4.0)
     return True, tx, tz, h + 1, height
 
 
 @njit(cache=True)
-def _stamp_trees(seed, x0, z0, out):
+def _stamp_trees(seed, sea_level, x0, z0, out):
     """Every tree that reaches into the chunk, in global cell order so overlaps resolve the same way
     whichever chunk is generated first."""
     g0x = (x0 - TREE_REACH) // TREE_CELL
@@ -175,7 +201,7 @@ def _stamp_trees(seed, x0, z0, out):
     g1z = (z0 + CHUNK + TREE_REACH) // TREE_CELL
     for gx in range(g0x, g1x + 1):
         for gz in range(g0z, g1z + 1):
-            ok, tx, tz, base, height = tree_at(seed, gx, gz)
+            ok, tx, tz, base, height = tree_at(seed, sea_level, gx, gz)
             if not ok:
                 continue
             top = base + height          # Minecraft's WorldGenSwamp: logs base..top-1, leaves top-3..top
@@ -210,19 +236,27 @@ def _stamp_trees(seed, x0, z0, out):
 
 
 @njit(cache=True)
-def generate_chunk(seed, cx, cz):
+def generate_chunk(seed, cx, cz, sea_level=SEA_LEVEL):
     """Blocks of chunk (cx, cz): uint8 (16, HEIGHT, 16) indexed [x, y - Y0, z]."""
     out = np.zeros((CHUNK, HEIGHT, CHUNK), np.uint8)
-    _fill_columns(seed, cx * CHUNK, cz * CHUNK, out)
-    _stamp_trees(seed, cx * CHUNK, cz * CHUNK, out)
+    _fill_columns(seed, sea_level, cx * CHUNK, cz * CHUNK, out)
+    _stamp_trees(seed, sea_level, cx * CHUNK, cz * CHUNK, out)
     return out
 
 
-class World:
-    """Chunk cache of one world seed."""
+def check_sea_level(sea_level: int) -> int:
+    """Minecraft's seaLevel range is 1..255; the embedded world stores y < Y0 + HEIGHT only."""
+    if not 1 <= int(sea_level) <= Y0 + HEIGHT - 1:
+        raise ValueError(f"the embedded world supports sea levels 1..{Y0 + HEIGHT - 1}, got {sea_level}")
+    return int(sea_level)
 
-    def __init__(self, seed: int, max_chunks: int = 1024):
+
+class World:
+    """Chunk cache of one world seed and sea level."""
+
+    def __init__(self, seed: int, sea_level: int = SEA_LEVEL, max_chunks: int = 1024):
         self.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+        self.sea_level = check_sea_level(sea_level)
         self.max_chunks = max_chunks
         self._chunks: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
 
@@ -230,7 +264,7 @@ class World:
         key = (int(cx), int(cz))
         c = self._chunks.get(key)
         if c is None:
-            c = generate_chunk(np.uint64(self.seed), key[0], key[1])
+            c = generate_chunk(np.uint64(self.seed), key[0], key[1], self.sea_level)
             self._chunks[key] = c
             if len(self._chunks) > self.max_chunks:
                 self._chunks.popitem(last=False)
@@ -247,6 +281,7 @@ class World:
         return out
 
     def height(self, x: int, z: int) -> int:
+        """Top terrain block of column (x, z) before water (a puddle's water replaces this block)."""
         return int(column_height(np.uint64(self.seed), int(x), int(z)))
 
 

@@ -1,8 +1,9 @@
 """minerl.env._singleagent._SingleAgentEnv stand-in: a kinematic fake of Minecraft.
 
-The player walks 0.2158 blocks per tick with `forward`, the camera action adds [pitch, yaw] degrees,
-yaw grows without bound as in the game, and the pov is a deterministic picture of the heading and
-position. Like a MineRL player who drowns or is killed, episodes of some seeds end early: see dies_at.
+The player walks 0.2158 blocks per tick with `forward`, holding `jump` on the ground jumps (0.42 blocks
+per tick up, then Minecraft's gravity 0.08 and drag 0.98, 10 ticks of cooldown while jump stays held),
+the camera action adds [pitch, yaw] degrees, yaw grows without bound as in the game, and the pov is a
+deterministic picture of the heading and position whose horizon moves with the eye height. Like a MineRL player who drowns or is killed, episodes of some seeds end early: see dies_at.
 Every action is checked against the action space; every action and seed is logged for tests.
 """
 import math
@@ -10,6 +11,8 @@ import math
 import numpy as np
 
 from minerl.herobraine.hero import handlers
+
+GROUND = 63.0
 
 
 def dies_at(seed: int) -> int:
@@ -37,7 +40,8 @@ class _SingleAgentEnv:
         self.seeds.append(self._seed)
         g = np.random.default_rng(self._seed)
         self.x, self.z = (float(v) for v in g.integers(-1000, 1000, 2) + 0.5)
-        self.y, self.pitch = 63.0, 0.0
+        self.y, self.pitch = GROUND, 0.0
+        self.vy, self.jump_ticks = 0.0, 0
         self.yaw = float(g.integers(-4, 4)) * 360.0 + float(g.integers(0, 360))   # unwrapped, like the game
         self.t, self.death = 0, dies_at(self._seed)
         return self._obs()
@@ -52,14 +56,30 @@ class _SingleAgentEnv:
             yaw = math.radians(self.yaw)
             self.x += -math.sin(yaw) * 0.2158
             self.z += math.cos(yaw) * 0.2158
+        self._jump(bool(action["jump"]))
         self.t += 1
         return self._obs(), 0.0, self.t >= self.death, {}
+
+    def _jump(self, held: bool):
+        on_ground = self.y <= GROUND
+        if self.jump_ticks > 0:
+            self.jump_ticks -= 1
+        if not held:
+            self.jump_ticks = 0
+        elif on_ground and self.jump_ticks == 0:
+            self.vy, self.jump_ticks = 0.42, 10
+        self.y += self.vy
+        self.vy = (self.vy - 0.08) * 0.98
+        if self.y <= GROUND:
+            self.y, self.vy = GROUND, 0.0
 
     def _obs(self):
         h, w, c = self._shape
         heading = (np.arange(w) * 70.0 / w + self.yaw) % 360.0
         col = np.stack([heading / 360.0 * 255, np.full(w, self.x % 256), np.full(w, self.z % 256)], -1)
         pov = np.broadcast_to(col.astype(np.uint8)[None], (h, w, 3)).copy()
+        horizon = min(h, h // 2 + int(round((self.y - GROUND) * h / 4)))     # the ground drops as the eye rises
+        pov[horizon:] //= 2
         if c == 4:
             pov = np.concatenate([pov, np.zeros((h, w, 1), np.uint8)], -1)
         stats = {"xpos": np.array(self.x), "ypos": np.array(self.y), "zpos": np.array(self.z),

@@ -5,7 +5,7 @@ from minerl.herobraine.env_spec import EnvSpec
 from minerl.herobraine.hero import handlers
 from minerl.herobraine.hero.mc import INVERSE_KEYMAP
 
-SIMPLE_KEYBOARD_ACITON = ["forward", "back", "left", "right", "jump", "sneak", "sprint", "attack"]
+SIMPLE_KEYBOARD_ACTION = ["forward", "back", "left", "right", "jump", "sneak", "sprint", "attack"]
 
 
 class SimpleEmbodimentEnvSpec(EnvSpec, ABC):
@@ -18,4 +18,4 @@ class SimpleEmbodimentEnvSpec(EnvSpec, ABC):
 
     def create_actionables(self):
         return [handlers.KeybasedCommandAction(k, v) for k, v in INVERSE_KEYMAP.items()
-                if k in SIMPLE_KEYBOARD_ACITON] + [handlers.CameraAction()]
+                if k in SIMPLE_KEYBOARD_ACTION] + [handlers.CameraAction()]

@@ -52,11 +52,12 @@ class CameraAction(_Simple):
 class BiomeGenerator(_Simple):
     NAME = "biome_generator"
 
-    def __init__(self, biome_id: int, force_reset: bool = True):
-        self.biome_id, self.force_reset = biome_id, force_reset
+    def __init__(self, biome, force_reset: bool = True):
+        self.biome_id, self.force_reset = biome, force_reset
 
 
 class DefaultWorldGenerator(_Simple):
+    """Minecraft's procedural world; generator_options is the customized-world JSON (a string)."""
     NAME = "default_world_generator"
 
     def __init__(self, force_reset=True, generator_options: str = "{}"):
