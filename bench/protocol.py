@@ -110,7 +110,7 @@ def from_spec(name: str, episodes: int, scenes: str | None, tmp: str):
 
 
 def collector_minecraft_shares(episodes: int = 2000, length: int = 300, p_forward: float = 0.9, repeat: int = 5,
-                               cap: int = 50, seed: int = 0) -> dict:
+                               cap: int = 50, seed: int = 0) -> np.ndarray:
     """The Minecraft collector's sampling rule, world-free: a new action every `repeat` ticks, forward with
     p_forward unless `cap` forward ticks ran in a row, else left/right evenly."""
     rng = np.random.default_rng(seed)
@@ -123,8 +123,7 @@ def collector_minecraft_shares(episodes: int = 2000, length: int = 300, p_forwar
                 action = int(rng.choice(3, p=[pf, (1 - pf) / 2, (1 - pf) / 2]))
             run = run + 1 if action == 0 else 0
             counts[action] += 1
-    s = counts / counts.sum()
-    return {"share_forward_jump": s[0], "share_turn_left": s[1], "share_turn_right": s[2]}
+    return counts / counts.sum()      # the collector's ids 1, 2, 3 (forward, left, right), ours too
 
 
 def main() -> None:
@@ -155,7 +154,8 @@ def main() -> None:
             units = GEOMETRY[name][3]
             collector = dict(COLLECTOR.get(name, {}))
             if name == "minecraft":
-                collector.update({k: f"{v:.3f}" for k, v in collector_minecraft_shares().items()})
+                shares = collector_minecraft_shares()
+                collector.update({f"share_{names[k + 1]}": f"{v:.3f}" for k, v in enumerate(shares)})
             fig[f"{name}_episodes"] = len(eps)
             fig[f"{name}_source"] = source
             for key in per[0]:
