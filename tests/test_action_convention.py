@@ -141,3 +141,34 @@ def test_import_converts_each_layout_to_the_convention(tmp_path, dataset, skip):
             assert actions[0] != NO_ACTION
             assert_convention(video, actions, start)
         assert np.array_equal(actions[1:], ep.actions[1:])
+
+
+@pytest.mark.parametrize("name", ["dmlab", "minecraft"])
+def test_paper_generators_pair_each_frame_with_the_action_that_produced_it(name):
+    """On the real generators (embedded backends) the pose says which way the view turned between frames t-1 and
+    t: that must be actions[t]'s turn (left actions one sign, right actions the other, the rest none). Habitat's
+    equivalent is in test_habitat_embedded.py."""
+    import argparse
+    import importlib
+    spec = importlib.import_module(f"generators.{name}.spec").SPEC
+    p = argparse.ArgumentParser()
+    spec.add_args(p)
+    params = spec.params(p.parse_args(["--length", "80"]))
+    cfg = spec.store_config(params, "embedded", 1, 0)
+    backend = spec.make_backend("embedded", params)
+    try:
+        ep = spec.episode(backend, 1, 0, params)
+    finally:
+        backend.close()
+    names = cfg.action_names
+    dyaw = (np.diff(ep.pose[:, 3].astype(np.float64)) + 180) % 360 - 180      # frame t-1 -> t, t >= 1
+    signs = {"left": set(), "right": set()}
+    for t in range(1, len(ep.actions)):
+        a = names[ep.actions[t]]
+        side = "left" if "left" in a else "right" if "right" in a else None
+        if side is None:
+            assert abs(dyaw[t - 1]) < 1e-3, f"frame {t}: '{a}' turned the view by {dyaw[t - 1]:.2f} deg"
+        else:
+            assert abs(dyaw[t - 1]) > 1e-3, f"frame {t}: '{a}' did not turn the view"
+            signs[side].add(bool(dyaw[t - 1] > 0))
+    assert len(signs["left"]) == 1 and signs["right"] <= {not s for s in signs["left"]}
