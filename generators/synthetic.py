@@ -1,5 +1,6 @@
 """A simulator-free dataset: a camera pans over a seeded 2-D texture world. It exercises the runner,
-the store and the model in milliseconds (tests, debugging, runner benchmarks); it is not a paper dataset."""
+the store and the model in milliseconds (tests, debugging, runner benchmarks); it is not a paper dataset.
+The view pans with the action, so frames encode the actions that produced them (tests/test_action_convention.py)."""
 from __future__ import annotations
 
 import argparse
@@ -67,13 +68,16 @@ class SyntheticSpec(DatasetSpec):
     def add_args(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--length", type=int, default=32)
         parser.add_argument("--resolution", type=int, default=32)
+        parser.add_argument("--skip", type=int, default=0, help="unrecorded steps before frame 0")
 
     def params(self, args) -> dict:
-        return {"length": args.length, "resolution": args.resolution, "pose_units": "pixels"}
+        return {"length": args.length, "resolution": args.resolution, "skip": args.skip, "pose_units": "pixels"}
 
     def validate(self, params, backend) -> None:
         if params["resolution"] <= 0 or params["length"] <= 0:
             raise ValueError("resolution and length must be positive")
+        if params.get("skip", 0) < 0:
+            raise ValueError(f"skip must be >= 0, got {params['skip']}")
 
     def store_config(self, params, backend, episodes, seed) -> StoreConfig:
         r = params["resolution"]
@@ -86,7 +90,7 @@ class SyntheticSpec(DatasetSpec):
 
     def episode(self, backend, index, base_seed, params) -> Episode:
         seed = episode_seed(base_seed, index)
-        return rollout(backend, RandomPolicy(seed), seed, params["length"])
+        return rollout(backend, RandomPolicy(seed), seed, params["length"], skip=params.get("skip", 0))
 
 
 SPEC = SyntheticSpec()

@@ -69,7 +69,8 @@ def cmd_preview(args) -> int:
 
 def cmd_import(args) -> int:
     from .importer import import_episodes
-    w = import_episodes(args.path, args.out, args.dataset, args.num_actions, progress=not args.no_progress)
+    w = import_episodes(args.path, args.out, args.dataset, args.num_actions, args.action_convention,
+                        progress=not args.no_progress)
     print(f"{w.url}: {int(w.complete_mask().sum())}/{w.config.episodes} episodes imported")
     return 0
 
@@ -95,11 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=int, default=15)
     s.add_argument("--scale", type=int, default=2)
     s.set_defaults(fn=cmd_preview)
-    s = sub.add_parser("import", help="convert released .npz (video, actions) or .mp4+.npy episodes")
-    s.add_argument("path", help="a folder (searched recursively) or one file")
+    s = sub.add_parser("import", help="convert the paper's released data: DMLab .npz (video, actions) or "
+                                      "Minecraft/Habitat .mp4 + .npz (actions) episodes")
+    s.add_argument("path", help="a folder (searched recursively; train/ and test/ subfolders keep that split) or one file")
     s.add_argument("--out", required=True)
-    s.add_argument("--dataset", default="imported", help="dataset name recorded in the store")
+    s.add_argument("--dataset", default="imported",
+                   help="dmlab, minecraft or habitat: that dataset's action names and action convention; "
+                        "any other name is recorded as is with action_<k> names")
     s.add_argument("--num-actions", type=int, default=None, help="size of the action space (default: from data)")
+    s.add_argument("--action-convention", choices=("after", "produced", "produced-reset"), default=None,
+                   help="what the files' actions[t] is: taken after frame t (DMLab), produced frame t (Habitat), "
+                        "produced frame t with a placeholder at the reset frame 0 (Minecraft); "
+                        "default: the dataset's, else produced")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(fn=cmd_import)
     return p

@@ -1,8 +1,18 @@
-"""Convert the paper's released datasets into a store: one .npz per episode (`video`, `actions`), or
-.mp4 + .npy pairs as its Minecraft collector wrote them. Resumable: complete episodes are skipped."""
+"""Convert the paper's released datasets into a store. Resumable: complete episodes are skipped.
+
+Layouts (the authors' collectors):
+- DMLab: one `NAME.npz` per episode with `video` (T, H, W, 3) and `actions` (T,): the action taken AFTER frame t.
+- Minecraft, Habitat: `NAME.mp4` + `NAME.npz` (key `actions`, np.savez_compressed); `NAME.npy` is accepted too.
+  Both store the action that PRODUCED frame t; Minecraft's frame 0 is the reset view with a placeholder id 0
+  there, Habitat stores no start view (frame 0 follows the first action).
+Actions are converted to the store's convention (storage/FORMAT.md): actions[t] produced frame t, -1 for none.
+A released `train/` + `test/` tree keeps its split: train episodes first, recorded in `config.params["split"]`.
+"""
 from __future__ import annotations
 
 import glob
+import importlib
+import importlib.util
 import os
 
 import numpy as np
@@ -11,69 +21,159 @@ from tqdm import tqdm
 from .schema import StoreConfig, StoreError
 from .writer import StoreWriter
 
-EXTS = (".npz", ".mp4")
+NO_ACTION = -1
+
+# How a released file's actions[t] relates to frame t.
+AFTER = "after"                    # taken after frame t (DMLab): shift right by one, -1 first
+PRODUCED = "produced"              # produced frame t (Habitat): as is
+PRODUCED_RESET = "produced-reset"  # produced frame t, index 0 a placeholder for the reset view (Minecraft)
+CONVENTIONS = (AFTER, PRODUCED, PRODUCED_RESET)
+
+# dataset -> (protocol module whose ACTION_NAMES name the ids, convention of the authors' files)
+DATASETS = {
+    "dmlab": ("generators.dmlab.protocol", AFTER),
+    "minecraft": ("generators.minecraft.protocol", PRODUCED_RESET),
+    "habitat": ("generators.habitat.protocol", PRODUCED),
+}
+SPLITS = ("train", "test")
 
 
-def find_episodes(path: str) -> list[str]:
-    if os.path.isfile(path):
-        files = [path]
-    elif os.path.isdir(path):
-        files = [f for e in EXTS for f in glob.glob(os.path.join(path, "**", "*" + e), recursive=True)]
+def action_names(dataset: str) -> list[str]:
+    """The real action names of a paper dataset, from its protocol module (the generators' own list)."""
+    return list(importlib.import_module(DATASETS[dataset][0]).ACTION_NAMES)
+
+
+def to_store_actions(actions: np.ndarray, convention: str) -> np.ndarray:
+    """Released per-frame action ids -> the store's `actions[t]` (the action that produced frame t)."""
+    a = np.asarray(actions).astype(np.int64)
+    out = np.empty(len(a), np.int32)
+    if convention == AFTER:
+        out[0] = NO_ACTION                # what produced the first kept frame is not in the file
+        out[1:] = a[:-1]                  # the action after the last frame produced nothing recorded
+    elif convention == PRODUCED:
+        out[:] = a
+    elif convention == PRODUCED_RESET:
+        out[:] = a
+        out[0] = NO_ACTION
     else:
+        raise ValueError(f"unknown action convention '{convention}': choose one of {', '.join(CONVENTIONS)}")
+    return out
+
+
+def _episodes_in(folder: str) -> list[str]:
+    """Episode files under `folder`, sorted: every .mp4, and every .npz that is not an .mp4's actions file."""
+    mp4 = glob.glob(os.path.join(folder, "**", "*.mp4"), recursive=True)
+    stems = {os.path.splitext(f)[0] for f in mp4}
+    npz = [f for f in glob.glob(os.path.join(folder, "**", "*.npz"), recursive=True)
+           if os.path.splitext(f)[0] not in stems]
+    return sorted(mp4 + npz)
+
+
+def find_episodes(path: str) -> tuple[list[str], dict[str, list[int]] | None]:
+    """(episode files, released split or None). A folder with `train/` and/or `test/` keeps that split:
+    train files first, then test; the split is {"train": [start, stop], "test": [start, stop]}."""
+    if os.path.isfile(path):
+        if not path.endswith((".npz", ".mp4")):
+            raise ValueError(f"{path} is not an .npz or .mp4 episode")
+        return [path], None
+    if not os.path.isdir(path):
         raise FileNotFoundError(f"{path} does not exist")
-    files = sorted(f for f in files if f.endswith(EXTS))
+    split_dirs = [s for s in SPLITS if os.path.isdir(os.path.join(path, s))]
+    if split_dirs:
+        parts = {s: _episodes_in(os.path.join(path, s)) for s in SPLITS}
+        files = parts["train"] + parts["test"]
+        n = len(parts["train"])
+        split = {"train": [0, n], "test": [n, len(files)]}
+    else:
+        files, split = _episodes_in(path), None
     if not files:
         raise ValueError(f"no .npz or .mp4 episodes under {path}")
-    return files
+    return files, split
+
+
+def _read_mp4(path: str) -> np.ndarray:
+    import imageio.v3 as iio
+    if importlib.util.find_spec("av") is not None:
+        return iio.imread(path, plugin="pyav")
+    return iio.imread(path)           # imageio-ffmpeg
 
 
 def load_episode(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(video uint8 (T,H,W,3), actions int (T,)) from one released episode file."""
+    """(video uint8 (T, H, W, 3), released action ids int64 (T,)) from one episode file."""
     if path.endswith(".npz"):
         with np.load(path) as z:
             if "video" not in z or "actions" not in z:
                 raise StoreError(f"{path}: expected arrays 'video' and 'actions', found {sorted(z.files)}")
             video, actions = z["video"], z["actions"]
     else:
-        import imageio.v3 as iio
-        npy = os.path.splitext(path)[0] + ".npy"
-        if not os.path.exists(npy):
-            raise StoreError(f"{path}: no actions file {npy} beside it")
-        video, actions = iio.imread(path, plugin="pyav") if _has_pyav() else iio.imread(path), np.load(npy)
+        stem = os.path.splitext(path)[0]
+        if os.path.exists(stem + ".npz"):
+            with np.load(stem + ".npz") as z:
+                if "actions" not in z:
+                    raise StoreError(f"{stem}.npz: expected an array 'actions', found {sorted(z.files)}")
+                actions = z["actions"]
+        elif os.path.exists(stem + ".npy"):
+            actions = np.load(stem + ".npy")
+        else:
+            raise StoreError(f"{path}: no actions file {stem}.npz (or .npy) beside it")
+        try:
+            video = _read_mp4(path)
+        except Exception as e:       # imageio raises several types for unreadable files
+            raise StoreError(f"{path}: cannot decode the video ({type(e).__name__}: {e})") from None
     video = np.asarray(video)
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
         raise StoreError(f"{path}: video is {video.dtype}{video.shape}, expected uint8 (T, H, W, 3)")
-    actions = np.asarray(actions).reshape(len(actions), -1)
-    if actions.shape[1] != 1:
-        raise StoreError(f"{path}: actions have shape {actions.shape}; expected one id per frame")
-    return video, actions[:, 0].astype(np.int64)
+    actions = np.asarray(actions)
+    if actions.ndim == 2 and actions.shape[1] == 1:
+        actions = actions[:, 0]
+    if actions.ndim != 1 or not np.issubdtype(actions.dtype, np.integer):
+        raise StoreError(f"{path}: actions are {actions.dtype}{actions.shape}; expected one integer id per frame")
+    if len(actions) != len(video):
+        raise StoreError(f"{path}: {len(actions)} actions for {len(video)} frames; expected one per frame")
+    return video, actions.astype(np.int64)
 
 
-def _has_pyav() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("av") is not None
-
-
-def import_episodes(src: str, out: str, dataset: str, num_actions: int | None = None,
-                    progress: bool = True) -> StoreWriter:
-    files = find_episodes(src)
-    video, actions = load_episode(files[0])
+def import_episodes(src: str, out: str, dataset: str = "imported", num_actions: int | None = None,
+                    convention: str | None = None, progress: bool = True) -> StoreWriter:
+    """Import every episode under `src` into the store `out`. For dmlab/minecraft/habitat the action names
+    and the files' action convention are the dataset's; other names get action_<k> and `convention`
+    (default: produced)."""
+    if dataset in DATASETS:
+        names = action_names(dataset)
+        if num_actions is not None and num_actions != len(names):
+            raise ValueError(f"--num-actions {num_actions} contradicts {dataset}'s {len(names)} actions")
+        convention = convention or DATASETS[dataset][1]
+    else:
+        names = None
+        convention = convention or PRODUCED
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown action convention '{convention}': choose one of {', '.join(CONVENTIONS)}")
+    files, split = find_episodes(src)
+    video, _ = load_episode(files[0])
     t, h, w, _ = video.shape
-    if num_actions is None:   # scan ids cheaply from the first episodes; later ones are checked on write
-        num_actions = int(max(load_episode(f)[1].max() for f in files[:16])) + 1
-    cfg = StoreConfig(dataset=dataset, episodes=len(files), length=t, height=h, width=w,
-                      action_names=[f"action_{k}" for k in range(num_actions)], pose_names=[],
-                      backend="import", backend_version="1", seed=-1,
-                      params={"source": os.path.abspath(src), "files": [os.path.relpath(f, src) if os.path.isdir(src)
-                                                                        else os.path.basename(f) for f in files]})
+    if names is None:
+        if num_actions is None:   # scan ids cheaply from the first episodes; later ones are checked on write
+            num_actions = int(max(load_episode(f)[1].max() for f in files[:16])) + 1
+        names = [f"action_{k}" for k in range(num_actions)]
+    root = src if os.path.isdir(src) else os.path.dirname(src)
+    params = {"source": os.path.abspath(src), "action_convention_of_source": convention,
+              "files": [os.path.relpath(f, root) for f in files]}
+    if split is not None:
+        params["split"] = split
+    cfg = StoreConfig(dataset=dataset, episodes=len(files), length=t, height=h, width=w, action_names=names,
+                      pose_names=[], backend="import", backend_version="2", seed=-1, params=params)
     writer = StoreWriter.create(out, cfg)
     done = writer.complete_mask()
     for i, f in enumerate(tqdm(files, desc="import", unit="ep", disable=not progress)):
         if done[i]:
             continue
-        video, actions = load_episode(f)
+        video, released = load_episode(f)
         if video.shape != (t, h, w, 3):
             raise StoreError(f"{f}: video {video.shape} differs from the first episode's {(t, h, w, 3)}")
+        actions = to_store_actions(released, convention)
+        bad = (actions < NO_ACTION) | (actions >= len(names))
+        if bad.any():
+            raise StoreError(f"{f}: action id {int(actions[bad][0])} outside 0..{len(names) - 1} ({dataset})")
         writer.write_episode(i, video, actions, np.empty((t, 0), np.float32))
         writer.mark_complete(i, -1)
     return writer

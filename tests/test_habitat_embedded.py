@@ -1,5 +1,6 @@
 """Habitat protocol on the embedded backend: goal sampling, greedy follower, episodes, determinism, spec."""
 import argparse
+import hashlib
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from generators.seeds import rng
 def _params(scenes, **proto):
     cfg = ProtocolConfig(**{"length": 40, "resolution": 32, **proto})
     return {"scenes": scenes, "scene_dataset_config": "", "protocol": cfg.to_json(), "cell_size": 0.1,
-            "shading": "lambert", "up_axis": "auto"}
+            "shading": "flat", "up_axis": "auto"}
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +75,33 @@ def test_episode_shapes_actions_and_poses(backend, scenes):
     assert ep.pose.shape == (40, 4) and ep.pose.dtype == np.float32
     assert ep.extras["scene"] == SPEC.group(3, 0, params)
     assert ep.video.std() > 5                                       # textured walls and floors, not a blank frame
-    for t in range(39):                                             # actions[t] moves pose[t] to pose[t + 1]
+    for t in range(39):                                             # actions[t + 1] moves pose[t] to pose[t + 1]
         d = ep.pose[t + 1] - ep.pose[t]
         turn = (d[3] + 180) % 360 - 180
-        if ep.actions[t] == TURN_LEFT:
+        if ep.actions[t + 1] == TURN_LEFT:
             assert turn == pytest.approx(10, abs=1e-3) and np.allclose(d[:3], 0)
-        elif ep.actions[t] == TURN_RIGHT:
+        elif ep.actions[t + 1] == TURN_RIGHT:
             assert turn == pytest.approx(-10, abs=1e-3) and np.allclose(d[:3], 0)
         else:
             step = np.hypot(d[0], d[2])
             assert step <= 0.25 + 1e-5 and turn == pytest.approx(0, abs=1e-3)
             if step > 0.2:                                          # a free step goes where the agent faces
                 assert np.allclose(d[[0, 2]] / step, yaw_forward(ep.pose[t, 3]), atol=1e-3)
+
+
+def test_frame0_is_the_view_after_the_first_action(backend, scenes):
+    """The collector stores the views after each action, never the start view: frame 0 follows actions[0]."""
+    from generators.seeds import episode_seed
+    params = _params(scenes)
+    ep = SPEC.episode(backend, 3, 0, params)
+    start = backend.reset(episode_seed(0, 3), scene=ep.extras["scene"])
+    p0 = backend.pose()
+    assert ep.actions[0] in (MOVE_FORWARD, TURN_LEFT, TURN_RIGHT)
+    assert np.array_equal(backend.step(int(ep.actions[0])), ep.video[0])
+    assert np.allclose(backend.pose(), ep.pose[0])
+    assert not np.allclose(p0, ep.pose[0])                         # the start pose is not recorded
+    start_view = SPEC.episode(backend, 3, 0, _params(scenes, skip=0))
+    assert start_view.actions[0] == -1 and np.array_equal(start_view.video[0], start)
 
 
 def test_same_seed_same_bytes_any_backend_instance(backend, scenes):
@@ -144,5 +160,9 @@ def test_spec_flags_params_and_validation(scenes, tmp_path):
     assert cfg.action_names[:4] == ["stop", "move_forward", "turn_left", "turn_right"]
     assert cfg.pose_names == ["x", "y", "z", "yaw"] and cfg.episode_fields == {"scene": "int32"}
     assert (cfg.length, cfg.height, cfg.width) == (12, 128, 128) and params["pose_units"] == "metres"
+    proto = params["protocol"]                                      # the authors' navmesh and frame 0
+    assert (proto["agent_height"], proto["agent_radius"], proto["max_climb"], proto["max_slope"]) == (1.4, 0.01, 0.5, 60)
+    assert proto["skip"] == 1 and params["shading"] == "flat"
+    assert params["scene_sha256"] == [hashlib.sha256(open(scenes[0], "rb").read()).hexdigest()]
     with pytest.raises(ValueError):
         SPEC.params(p.parse_args(["--scenes", scenes[0], "--max-goal-dist", "0.5"]))

@@ -54,7 +54,26 @@ def test_configuration_matches_protocol(hs, scenes):
     space = cfg.agents[0].action_space
     assert space["move_forward"].actuation.amount == 0.25 and space["turn_left"].actuation.amount == 10.0
     assert (cfg.agents[0].height, cfg.agents[0].radius) == (1.5, 0.01)
-    assert settings.agent_radius == 0.01 and cfg.sim_cfg.scene_id == scenes[0] and cfg.sim_cfg.allow_sliding
+    assert cfg.sim_cfg.scene_id == scenes[0] and cfg.sim_cfg.allow_sliding
+    # The authors' navmeshes (compute_navmesh.py): 1.4 m tall, 0.01 m radius, 0.5 m climb, 60 degree slope.
+    expect = hs.nav.NavMeshSettings()
+    expect.set_defaults()
+    expect.agent_height, expect.agent_radius, expect.agent_max_climb, expect.agent_max_slope = 1.4, 0.01, 0.5, 60.0
+    assert settings == expect
+    with pytest.raises(AttributeError):                              # a misspelt field fails as on the real class
+        settings.max_climb = 0.5
+
+
+def test_navmesh_rebuilt_with_protocol_settings(hs, scenes):
+    """habitat builds a navmesh for the agent's body when given none; the adapter must replace it."""
+    from generators.habitat.real import HabitatSimBackend
+    be = HabitatSimBackend(_params(scenes))
+    try:
+        be.load_scene(0)
+        s = be.sim.pathfinder.nav_mesh_settings
+        assert (s.agent_height, s.agent_radius, s.agent_max_climb, s.agent_max_slope) == (1.4, 0.01, 0.5, 60.0)
+    finally:
+        be.close()
 
 
 def test_reset_step_pose_and_follower(hs, scenes):
@@ -99,7 +118,7 @@ def test_episodes_deterministic_and_bad_scene_skipped(hs, scenes):
         b = SPEC.episode(be, 2, 9, params)
         assert a.video.shape == (30, 24, 24, 3) and a.pose.shape == (30, 4) and a.actions.shape == (30,)
         assert a.video.tobytes() == b.video.tobytes() and np.array_equal(a.pose, b.pose)
-        assert set(a.actions.tolist()) <= {1, 2, 3}
+        assert set(a.actions.tolist()) <= {1, 2, 3}          # frame 0 follows the first action: no -1
         i = [SPEC.group(k, 9, params) for k in range(30)].index(2)       # first draw: the navmesh-less scene
         with pytest.warns(SceneWarning, match="nonav_room"):
             ep = SPEC.episode(be, i, 9, params)

@@ -104,3 +104,33 @@ def test_simplify_mesh_for_rendering(tmp_path):
     assert np.allclose(small.positions.max(0), mesh.positions.max(0), atol=0.3)
     assert small.faces.max() < len(small.positions) and sum(c for _, c, _ in small.parts) == small.triangles
     assert simplify_mesh(mesh, 0.0) is mesh
+
+
+def test_replaced_scene_refused_on_resume(tmp_path):
+    """Issue 17 item 7: a scene file replaced at the same path must not be mixed into an existing store."""
+    import argparse
+
+    from generators.habitat.spec import SPEC
+    from generators.runner import RunOptions, generate
+    from storage import StoreError, StoreWriter
+    d = tmp_path / "scenes"
+    assert main(["--out", str(d), "--count", "2", "--seed", "7", "--texture-px", "8"]) == 0
+    p = argparse.ArgumentParser()
+    SPEC.add_args(p)
+    argv = ["--scenes", str(d), "--length", "8", "--resolution", "16"]
+    params = SPEC.params(p.parse_args(argv))
+    out = str(tmp_path / "h.zarr")
+    StoreWriter.create(out, SPEC.store_config(params, "embedded", 2, 0))      # the first run's store
+    assert SPEC.params(p.parse_args(argv)) == params                           # same files: same config
+    scene = d / "scene_00001.glb"
+    assert main(["--out", str(tmp_path / "other"), "--count", "2", "--seed", "8", "--texture-px", "8"]) == 0
+    os.replace(tmp_path / "other" / "scene_00001.glb", scene)                  # same path, other content
+    changed = SPEC.params(p.parse_args(argv))
+    assert changed["scenes"] == params["scenes"] and changed["scene_sha256"][1] != params["scene_sha256"][1]
+    with pytest.raises(StoreError, match="different config"):
+        generate(SPEC, changed, RunOptions(out=out, episodes=2, backend="embedded", progress=False))
+
+
+def test_make_scenes_seed_with_small_big_room(tmp_path):
+    """Seed 8 drew a 1.6 m table for a 3.5 m room (less than 1.2 m clearance both sides) and crashed."""
+    assert main(["--out", str(tmp_path), "--count", "2", "--seed", "8", "--texture-px", "8"]) == 0

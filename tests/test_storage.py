@@ -272,27 +272,6 @@ def test_split_is_stable_and_disjoint():
     assert len(split_episodes(range(3), 0.01)[1]) == 1
 
 
-def test_import_npz_and_cli(tmp_path, capsys):
-    src = tmp_path / "released"
-    src.mkdir()
-    for i in range(3):
-        v, a, _ = episode(i)
-        np.savez(src / f"{i:04d}.npz", video=v, actions=a)
-    out = str(tmp_path / "imp.zarr")
-    assert store_cli(["import", str(src), "--out", out, "--dataset", "dmlab", "--no-progress"]) == 0
-    r = StoreReader(out)
-    assert r.config.dataset == "dmlab" and r.complete_indices().tolist() == [0, 1, 2]
-    assert np.array_equal(r.read("video", 2), episode(2)[0])
-    assert store_cli(["verify", out, "--no-progress"]) == 0
-    assert store_cli(["info", out]) == 0
-    assert "compression_ratio" in capsys.readouterr().out
-    gif = str(tmp_path / "p.gif")
-    assert store_cli(["preview", out, "--out", gif, "--episodes", "2"]) == 0
-    import imageio.v3 as iio
-    frames = iio.imread(gif)
-    assert frames.shape[0] == T and frames.shape[-1] in (3, 4)
-
-
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert store_cli(["info", str(tmp_path / "nope.zarr")]) == 2
     err = capsys.readouterr().err

@@ -131,7 +131,7 @@ class EmbeddedBackend:
         self.cfg = protocol_from_params(params)
         self.scenes: list[str] = list(params["scenes"])
         self.up = params.get("up_axis", "auto")
-        self.shading = params.get("shading", "lambert")
+        self.shading = params.get("shading", "flat")
         self.render_simplify = float(params.get("render_simplify", 0.0))
         self.nav = NavSettings(cell_size=float(params.get("cell_size", 0.05)), agent_height=self.cfg.agent_height,
                                agent_radius=self.cfg.agent_radius, max_climb=self.cfg.max_climb,

@@ -2,6 +2,8 @@
 a random navigable start with a random heading, then legs of habitat's greedy geodesic follower to goals
 drawn among the farthest of 100 random navigable points 1-15 m away (75% of legs kept on the same floor);
 once 8 points are known (start included), goals are revisits of known points. Stop is never recorded.
+As in the collector, frame 0 is the view after the first action (the start view is not stored), so every
+recorded action produced its frame (storage/FORMAT.md). generators/habitat/PROTOCOL.md lists every setting.
 
 Both backends expose a `NavWorld` through `layout()`; the policy here never knows which one it drives.
 """
@@ -25,17 +27,18 @@ POSE_NAMES = ["x", "y", "z", "yaw"]   # metres in habitat's frame (y up), yaw in
 @dataclass
 class ProtocolConfig:
     """Defaults are the paper's collector: habitat-lab's default simulator config (0.25 m step, 10 degree
-    turns, HFOV 90, RGB sensor at 1.25 m, agent height 1.5 m) with its AGENT_0.RADIUS = 0.01 override."""
+    turns, HFOV 90, RGB sensor at 1.25 m) with its AGENT_0.RADIUS = 0.01 override, on navmeshes the authors
+    baked with agent height 1.4 m, radius 0.01 m, max climb 0.5 m, max slope 60 degrees (compute_navmesh.py)."""
     length: int = 300                 # frames per episode
     resolution: int = 128             # square RGB sensor, rendered at this size (no resize)
     hfov: float = 90.0                # degrees
     sensor_height: float = 1.25       # metres above the agent's feet (habitat-lab RGB_SENSOR.POSITION)
     forward_step: float = 0.25        # metres
     turn_angle: float = 10.0          # degrees
-    agent_height: float = 1.5
+    agent_height: float = 1.4         # navmesh settings of the authors' baked navmeshes
     agent_radius: float = 0.01
-    max_climb: float = 0.2            # habitat NavMeshSettings defaults
-    max_slope: float = 45.0
+    max_climb: float = 0.5
+    max_slope: float = 60.0
     success_distance: float = 0.2     # the follower's goal radius
     min_goal_dist: float = 1.0        # geodesic metres
     max_goal_dist: float = 15.0
@@ -47,6 +50,7 @@ class ProtocolConfig:
     revisit_points: int = 8           # once this many points are known, goals are revisits
     max_leg_steps: int = 500          # habitat's get_action_shortest_path cap
     max_attempts: int = 10            # redraws of a discarded episode (same scene, next attempt seed)
+    skip: int = 1                     # unrecorded actions before frame 0; 1 = the collector (start view not stored)
 
     def __post_init__(self):
         for name in ("length", "resolution", "goal_candidates", "goal_farthest", "revisit_points", "max_leg_steps",
@@ -62,6 +66,8 @@ class ProtocolConfig:
             raise ValueError(f"need 0 <= min_goal_dist < max_goal_dist, got {self.min_goal_dist}, {self.max_goal_dist}")
         if self.agent_radius < 0 or self.max_climb < 0 or not 0 < self.max_slope < 90:
             raise ValueError("agent_radius and max_climb must be >= 0 and max_slope in (0, 90) degrees")
+        if int(self.skip) < 0:
+            raise ValueError(f"skip must be >= 0, got {self.skip}")
         if self.revisit_points < 2:
             raise ValueError(f"revisit_points must be >= 2 (start and one goal), got {self.revisit_points}")
 

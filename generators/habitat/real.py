@@ -14,6 +14,7 @@ from .protocol import MOVE_FORWARD, STOP, TURN_LEFT, TURN_RIGHT, protocol_from_p
 from .scenes import SceneUnusable, scene_to_load
 
 SENSOR = "color_sensor"
+AGENT_HEIGHT = 1.5   # habitat-lab's AGENT_0.HEIGHT (the body; the navmesh uses the protocol's agent_height, 1.4)
 _NAMES = {MOVE_FORWARD: "move_forward", TURN_LEFT: "turn_left", TURN_RIGHT: "turn_right"}
 
 
@@ -45,6 +46,8 @@ class HabitatSimBackend:
 
     # -------------------------------------------------------------------------- configuration
     def navmesh_settings(self):
+        """Recast settings of the authors' navmeshes (compute_navmesh.py): habitat's defaults with the agent's
+        height, radius, max climb and max slope replaced. A scene's own .navmesh built with these is kept."""
         s = self.hs.nav.NavMeshSettings()
         s.set_defaults()
         s.agent_height = self.cfg.agent_height
@@ -69,7 +72,7 @@ class HabitatSimBackend:
         cam.position = [0.0, c.sensor_height, 0.0]
         cam.hfov = c.hfov
         agent = hs.agent.AgentConfiguration()
-        agent.height, agent.radius = c.agent_height, c.agent_radius
+        agent.height, agent.radius = AGENT_HEIGHT, c.agent_radius
         agent.sensor_specifications = [cam]
         agent.action_space = {
             "move_forward": hs.agent.ActionSpec("move_forward", hs.agent.ActuationSpec(amount=c.forward_step)),
@@ -93,7 +96,9 @@ class HabitatSimBackend:
             else:
                 self.sim.reconfigure(config)
             pf = self.sim.pathfinder
-            if not pf.is_loaded or pf.nav_mesh_settings != settings:
+            # Older habitat-sim (the collector's 0.2.1) cannot report a loaded navmesh's settings: rebuild then.
+            loaded = getattr(pf, "nav_mesh_settings", None) if pf.is_loaded else None
+            if loaded is None or loaded != settings:
                 self.sim.recompute_navmesh(pf, settings)
             if not pf.is_loaded or not pf.navigable_area > 0:
                 raise SceneUnusable(f"{path}: no navigable area for a {self.cfg.agent_height} m tall agent")

@@ -2,8 +2,8 @@
 
 One vertex buffer and one index buffer per scene; faces are grouped in 4 m floor blocks x texture so each
 frame draws only the blocks inside the view frustum. Shading is habitat-like: the texture (or vertex
-colour) as is ("flat", what habitat does for scans with baked lighting) or with a simple two-sided
-lambert term ("lambert", the default, which gives untextured generated rooms their depth cues).
+colour) as is ("flat", the default: habitat-sim renders scans unlit, their lighting is baked into the
+textures) or with a simple two-sided lambert term ("lambert", which gives untextured rooms depth cues).
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class Renderer:
     """Renders RGB uint8 (H, W, 3) frames of the loaded scene from (eye, yaw)."""
 
     def __init__(self, width: int, height: int, hfov: float, near: float = 0.01, far: float = 1000.0,
-                 shading: str = "lambert"):
+                 shading: str = "flat"):
         import moderngl
 
         if shading not in ("lambert", "flat"):

@@ -265,7 +265,7 @@ def _furnish(b: _Builder, room: Rect, doors, mats, rng, cfg):
         kind, wr, dr, hr = kinds[int(rng.integers(len(kinds)))]
         fw, fd, fh = rng.uniform(*wr), rng.uniform(*dr), rng.uniform(*hr)
         if kind == "table":
-            if min(w, d) < 3.5:
+            if min(w, d) < 3.5 or w < 2.4 + fw or d < 2.4 + fd:     # 1.2 m clear on every side
                 continue
             cx, cz = rng.uniform(x0 + 1.2 + fw / 2, x1 - 1.2 - fw / 2), rng.uniform(z0 + 1.2 + fd / 2, z1 - 1.2 - fd / 2)
             rect = (cx - fw / 2, cz - fd / 2, cx + fw / 2, cz + fd / 2)

@@ -12,7 +12,7 @@ from ..rollout import Episode, EpisodeDiscarded, rollout
 from ..seeds import episode_seed, rng as seeded_rng
 from ..spec import DatasetSpec
 from .protocol import ACTION_NAMES, POSE_NAMES, GoalTourPolicy, ProtocolConfig, protocol_from_params
-from .scenes import SceneUnusable, choose_scene, discover_scenes, usable_scene_files, warn_skip
+from .scenes import SceneUnusable, choose_scene, discover_scenes, file_hashes, usable_scene_files, warn_skip
 
 _HELP = {
     "length": "frames per episode", "resolution": "square RGB frame side in pixels",
@@ -30,6 +30,8 @@ _HELP = {
     "revisit_points": "after this many known points (start included), goals revisit them",
     "max_leg_steps": "actions after which a leg is abandoned",
     "max_attempts": "redraws of an episode the protocol discards (no goal found)",
+    "skip": "actions executed before frame 0 is recorded: 1 = the collector (frame 0 is the view after the first "
+            "action), 0 = frame 0 is the start view (actions[0] = -1)",
 }
 
 
@@ -50,8 +52,9 @@ class HabitatSpec(DatasetSpec):
                            help=f"{_HELP[f.name]} (default: %(default)s)")
         g.add_argument("--cell-size", type=float, default=0.1,
                        help="embedded backend: navigation grid cell, metres (default: %(default)s)")
-        g.add_argument("--shading", choices=("lambert", "flat"), default="lambert",
-                       help="embedded backend: lambert shading, or flat (textures as is, like habitat on scans)")
+        g.add_argument("--shading", choices=("flat", "lambert"), default="flat",
+                       help="embedded backend: flat = textures/vertex colours as is (habitat-sim renders scans unlit), "
+                            "lambert = add a directional light term (depth cues on untextured generated rooms)")
         g.add_argument("--render-simplify", type=float, default=0.0,
                        help="embedded backend: merge vertices closer than this many metres before rendering "
                             "(0 = off; 0.05 speeds up dense scans several times on CPU rendering)")
@@ -61,9 +64,13 @@ class HabitatSpec(DatasetSpec):
     def params(self, args: argparse.Namespace) -> dict[str, Any]:
         proto = ProtocolConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ProtocolConfig)})
         found, dataset = discover_scenes(args.scenes)
+        scenes = usable_scene_files(found)                # sorted; the order fixes scene indices
         return {
-            "scenes": usable_scene_files(found),          # sorted; the order fixes scene indices
+            "scenes": scenes,
+            # Content hashes: a scene replaced at the same path changes the config, so a resume is refused.
+            "scene_sha256": file_hashes(scenes),
             "scene_dataset_config": dataset,
+            "scene_dataset_config_sha256": file_hashes([dataset])[0] if dataset else "",
             "protocol": proto.to_json(),
             "cell_size": float(args.cell_size),
             "shading": args.shading,
@@ -144,7 +151,7 @@ class HabitatSpec(DatasetSpec):
                 scene = choose_scene(seed0, n, draw)
                 policy = GoalTourPolicy(proto, seeded_rng(seed, "policy"))
                 try:
-                    ep = rollout(backend, policy, seed, proto.length, reset_kwargs={"scene": scene})
+                    ep = rollout(backend, policy, seed, proto.length, skip=proto.skip, reset_kwargs={"scene": scene})
                 except SceneUnusable as e:
                     if scene not in warned:
                         warn_skip(params["scenes"][scene], str(e))

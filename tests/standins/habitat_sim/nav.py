@@ -9,8 +9,14 @@ from .agent import _yaw
 
 
 class NavMeshSettings:
-    _FIELDS = ("cell_size", "cell_height", "agent_height", "agent_radius", "agent_max_climb", "agent_max_slope",
-               "include_static_objects")
+    """The pybind11 class's documented fields and set_defaults() values (Recast's): assigning a field that
+    does not exist raises AttributeError as on the real object; == compares every field within 1e-5."""
+    _FLOATS = ("cell_size", "cell_height", "agent_height", "agent_radius", "agent_max_climb", "agent_max_slope",
+               "region_min_size", "region_merge_size", "edge_max_len", "edge_max_error", "verts_per_poly",
+               "detail_sample_dist", "detail_sample_max_error")
+    _BOOLS = ("filter_low_hanging_obstacles", "filter_ledge_spans", "filter_walkable_low_height_spans",
+              "include_static_objects")
+    __slots__ = _FLOATS + _BOOLS
 
     def __init__(self):
         self.set_defaults()
@@ -19,11 +25,16 @@ class NavMeshSettings:
         self.cell_size, self.cell_height = 0.05, 0.2
         self.agent_height, self.agent_radius = 1.5, 0.1
         self.agent_max_climb, self.agent_max_slope = 0.2, 45.0
+        self.region_min_size, self.region_merge_size = 20.0, 20.0
+        self.edge_max_len, self.edge_max_error, self.verts_per_poly = 12.0, 1.3, 6.0
+        self.detail_sample_dist, self.detail_sample_max_error = 6.0, 1.0
+        self.filter_low_hanging_obstacles = self.filter_ledge_spans = self.filter_walkable_low_height_spans = True
         self.include_static_objects = False
 
     def __eq__(self, other):
         return isinstance(other, NavMeshSettings) and all(
-            abs(float(getattr(self, k)) - float(getattr(other, k))) < 1e-5 for k in self._FIELDS)
+            abs(float(getattr(self, k)) - float(getattr(other, k))) < 1e-5 for k in self._FLOATS) and all(
+            bool(getattr(self, k)) == bool(getattr(other, k)) for k in self._BOOLS)
 
     def __ne__(self, other):
         return not self == other
@@ -54,7 +65,9 @@ class PathFinder:
             return False
         self._rect = (x0 + r, z0 + r, x1 - r, z1 - r, y0)
         self.is_loaded = True
-        self.nav_mesh_settings = settings
+        self.nav_mesh_settings = NavMeshSettings()          # a copy, as the real property returns
+        for k in NavMeshSettings.__slots__:
+            setattr(self.nav_mesh_settings, k, getattr(settings, k))
         return True
 
     @property

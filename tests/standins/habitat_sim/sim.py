@@ -57,7 +57,13 @@ class Simulator:
         self._bounds = _scene_bounds(scene)
         self.pathfinder = PathFinder()
         settings = config.sim_cfg.navmesh_settings
-        if settings is not None and "nonav" not in os.path.basename(scene):
+        if settings is None:
+            # No settings given: habitat builds a navmesh for the default agent's body (Recast defaults
+            # otherwise), which our adapter must notice and rebuild with the protocol's settings.
+            settings = NavMeshSettings()
+            settings.agent_height = config.agents[0].height
+            settings.agent_radius = config.agents[0].radius
+        if "nonav" not in os.path.basename(scene):
             self.pathfinder.build(self._bounds, settings)
         self.agents = [Agent(cfg, self.step_filter) for cfg in config.agents]
         self._sensors = {s.uuid: s for s in config.agents[0].sensor_specifications}
