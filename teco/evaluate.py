@@ -31,9 +31,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from storage import StoreReader
+from storage import StoreError, StoreReader
 from storage.cli_util import run_main
 
+from .episodes import EpisodeUnreadable, missing_objects, read_checked
 from .metrics import LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize
 from .revisit import RevisitStats, match_revisits, tolerances
 from .runlog import resolve_device
@@ -143,6 +144,18 @@ def load_optional(path: str | None, what: str, flag: str, loader):
 
 # -- one model over the protocol -----------------------------------------------------------------
 
+def read_test(reader: StoreReader, name: str, e: int, t0: int, t1: int) -> np.ndarray:
+    """Frames t0:t1 of test episode e; a missing or damaged object is an error naming it (metrics on
+    fewer, or on fill-value frames, would not compare with other evaluations)."""
+    try:
+        return read_checked(reader, name, e, t0, t1)
+    except EpisodeUnreadable as err:
+        if name == "codes":
+            raise
+        raise StoreError(f"test {err}; eval-teco needs every test episode: repair the store "
+                         "(`teco-store verify` names the damage)") from None
+
+
 class Evaluation:
     def __init__(self, reader: StoreReader, protocol: Protocol, plan: dict,
                  sample_batch: int, seed: int, lpips, i3d, revisit: dict, device: torch.device):
@@ -159,9 +172,14 @@ class Evaluation:
             windows = [(e, *split_frames(s, cond, total)) for e, s in examples[k:k + self.sample_batch]]
 
             def read(name, cond_only=False):
-                return np.stack([self.reader.read(name, e, c.start, c.stop if cond_only else p.stop)
+                return np.stack([read_test(self.reader, name, e, c.start, c.stop if cond_only else p.stop)
                                  for e, c, p in windows])
-            codes = torch.from_numpy(read("codes", cond_only=True).astype(np.int64)) if use_codes else None
+            codes = None
+            if use_codes:
+                try:
+                    codes = torch.from_numpy(read("codes", cond_only=True).astype(np.int64))
+                except EpisodeUnreadable:   # codes lost or damaged: the model encodes the frames instead
+                    codes = None
             yield (k // self.sample_batch, torch.from_numpy(read("video")), torch.from_numpy(read("actions")),
                    read("pose"), codes)
 
@@ -356,6 +374,11 @@ def _main(argv) -> int:
     missing = [i for i in test if i not in complete]
     if missing:
         raise ValueError(f"test episodes {missing[:5]} (of {len(missing)}) are not complete in {reader.url}")
+    lost = [f"episode {i}: {k}" for i in test for n in ("video", "actions", "pose")
+            for k in missing_objects(reader, n, i)]
+    if lost:   # before any sampling: zarr would read these as black frames
+        raise StoreError(f"{reader.url}: test episodes have missing objects ({'; '.join(lost[:3])}); repair the "
+                         "store (`teco-store verify` names the damage)")
 
     lpips = load_optional(args.lpips_weights, "LPIPS", "--lpips-weights", lambda p: LPIPSMetric(p, device))
     from .i3d import load_i3d
