@@ -263,3 +263,30 @@ def test_full_disk_while_checkpointing_is_one_line(setup, small_disk):
     assert code == 2 and "Traceback" not in err and last.startswith("train-teco: error:"), err
     assert str(out) in last and "space" in last.lower()
     assert not [f for f in os.listdir(out) if "tmp" in f]   # no half-written checkpoint left behind
+
+
+def test_train_encode_leaves_out_unreadable_episodes_by_name(setup, tmp_path, capsys):
+    import glob
+    import json
+    from teco.train import main as train_main
+    from test_teco_train import make_store
+    store = make_store(tmp_path / "bare.zarr", None, episodes=4, length=8)
+    (shard,) = [p for p in glob.glob(f"{store}/video/c/1/**", recursive=True) if os.path.isfile(p)]
+    os.remove(shard)
+    out = tmp_path / "run"
+    argv = args(dict(setup, store=store), out, "--steps", "1", "--batch-size", "2", "--encode")
+    assert train_main(argv) == 0
+    err = capsys.readouterr().err
+    assert "episode 1" in err and "leaving out" in err
+    run = json.load(open(out / "run.json"))
+    assert 1 not in run["split"]["train"] and "missing object video/c/1" in run["left_out"]["1"]
+
+
+def test_damaged_vqgan_checkpoint_is_refused_in_one_line(setup, tmp_path):
+    import shutil
+    from teco.encode import main as encode
+    vq = tmp_path / "vq"
+    shutil.copytree(setup["vq"], vq)
+    _flip_bytes(vq / "ckpt.pt")
+    code, err = call_cli(encode, ["--store", setup["store"], "--vqgan", str(vq), "--device", "cpu"])
+    assert code == 2 and err.count("\n") == 1 and "damaged" in err and str(vq) in err, err
