@@ -78,11 +78,18 @@ class _Episodes(Dataset):
             return i, None, e.reason
 
 
-@torch.inference_mode()
-def encode_video(model: VQGAN, video: torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> int16 (T, g, g) codes."""
-    out = [model.encode(video[t:t + batch_size].to(device)).cpu() for t in range(0, len(video), batch_size)]
-    return torch.cat(out).numpy().astype(np.int16)
+@torch.no_grad()
+def encode_frames(vqgan: VQGAN, video, batch: int = 64) -> torch.Tensor:
+    """uint8 (T, H, W, 3) frames (array or tensor) -> codes long (T, g, g) on the CPU, `batch` frames per
+    forward pass on the VQ-GAN's device. The one frames -> codes loop (teco-encode, sampling, eval)."""
+    dev = next(vqgan.parameters()).device
+    v = torch.from_numpy(np.ascontiguousarray(video)) if isinstance(video, np.ndarray) else video
+    return torch.cat([vqgan.encode(v[i:i + batch].to(dev)).cpu() for i in range(0, len(v), batch)])
+
+
+def holds_codes_of(reader: StoreReader, vq_hash: str) -> bool:
+    """The store has `codes` made by the VQ-GAN whose checkpoint hash is vq_hash."""
+    return reader.has("codes") and (reader.attrs.get("codes") or {}).get("vqgan_hash") == vq_hash
 
 
 def check_match(reader: StoreReader, run_meta: dict, model: VQGAN, run: str) -> None:
@@ -138,7 +145,7 @@ def encode_store(store, vqgan_run, device: str | torch.device = "auto", batch_si
                 writer.ensure_codes(**want, overwrite=overwrite)
         return writer
 
-    if not (reader.has("codes") and all(info.get(k) == v for k, v in want.items())):
+    if not (holds_codes_of(reader, vq_hash) and all(info.get(k) == v for k, v in want.items())):
         open_writer()   # create `codes`, or refuse another VQ-GAN's (or drop them with overwrite)
     todo = reader.complete_indices().tolist()
     res = EncodeResult(reader.url, vq_hash, len(todo))
@@ -152,7 +159,7 @@ def encode_store(store, vqgan_run, device: str | torch.device = "auto", batch_si
             elif video is None:
                 res.already += 1
             else:
-                codes = encode_video(model, video, batch_size, device)
+                codes = encode_frames(model, video, batch_size).numpy().astype(np.int16)
                 with _writing(reader.url):
                     open_writer().write_field("codes", i, codes)
                 res.encoded += 1

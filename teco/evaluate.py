@@ -118,14 +118,16 @@ class Model:
 
     def store_codes(self, reader: StoreReader) -> bool:
         """The store's codes were made by this run's VQ-GAN: read them instead of re-encoding."""
-        return reader.has("codes") and (reader.attrs.get("codes") or {}).get("vqgan_hash") == self.vqgan_hash
+        from .encode import holds_codes_of
+        return holds_codes_of(reader, self.vqgan_hash)
 
     @torch.no_grad()
     def predict(self, video: torch.Tensor, actions: torch.Tensor, cond: int, codes: torch.Tensor | None,
                 generator: torch.Generator) -> torch.Tensor:
         """Real video (B, n, H, W, 3), actions (B, n) and, if the store has them, the conditioning codes
         (B, cond, 16, 16) -> predicted frames cond..n-1, uint8 (B, n-cond, H, W, 3) on the CPU."""
-        from .sample import decode_codes, encode_frames, sample
+        from .encode import encode_frames
+        from .sample import decode_codes, sample
         if codes is None or bool((codes < 0).any()):    # not encoded in the store (fill value -1)
             codes = torch.stack([encode_frames(self.vqgan, v[:cond].numpy()) for v in video])
         out = sample(self.teco, codes.long(), actions.long(), length=video.shape[1] - cond,

@@ -19,6 +19,7 @@ from storage import StoreError, StoreReader
 from storage.cli_util import run_main
 
 from .config import TECOConfig
+from .encode import encode_frames, holds_codes_of
 from .episodes import EpisodeUnreadable, read_checked
 from .model import TECO
 from .runlog import resolve_device
@@ -100,14 +101,6 @@ def decode_codes(vqgan, codes: torch.Tensor, batch: int = 64) -> np.ndarray:
     out = [vqgan.decode(flat[i:i + batch].to(dev)).cpu() for i in range(0, len(flat), batch)]
     frames = torch.cat(out).numpy()
     return frames.reshape(*lead, *frames.shape[1:])
-
-
-@torch.no_grad()
-def encode_frames(vqgan, video: np.ndarray, batch: int = 64) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> codes long (T, 16, 16)."""
-    dev = next(vqgan.parameters()).device
-    v = torch.from_numpy(np.ascontiguousarray(video))
-    return torch.cat([vqgan.encode(v[i:i + batch].to(dev)).cpu() for i in range(0, len(v), batch)])
 
 
 @dataclass
@@ -211,7 +204,7 @@ def _main(argv) -> int:
     candidates = [i for i in info["split"]["test"] if i in complete]
     if not candidates:
         raise StoreError(f"{reader.url} holds none of the run's test episodes")
-    use_codes = reader.has("codes") and (reader.attrs.get("codes") or {}).get("vqgan_hash") == info["vqgan"]["hash"]
+    use_codes = holds_codes_of(reader, info["vqgan"]["hash"])
     data = read_test_episodes(reader, candidates, args.episodes, args.length, args.cond if use_codes else 0)
     episodes = [i for i, *_ in data]
     gen = torch.Generator().manual_seed(args.seed)

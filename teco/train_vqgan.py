@@ -22,6 +22,7 @@ from tqdm import tqdm
 from storage import StoreError, StoreReader
 from storage.cli_util import run_main
 from storage.loader import WindowDataset
+from storage.preview import tile
 from storage.split import split_episodes
 
 from . import runs
@@ -179,12 +180,11 @@ def evaluate(model: VQGAN, frames: np.ndarray, device: torch.device, batch: int 
 def save_grid(path: str, top: np.ndarray, bottom: np.ndarray) -> None:
     """Two rows of uint8 (n, H, W, 3) frames, 2 px gaps, as a PNG."""
     from PIL import Image
-    n, h, w, _ = top.shape
-    grid = np.full((2 * h + 2, n * (w + 2) - 2, 3), 255, np.uint8)
-    for i in range(n):
-        grid[:h, i * (w + 2):i * (w + 2) + w] = top[i]
-        grid[h + 2:, i * (w + 2):i * (w + 2) + w] = bottom[i]
-    Image.fromarray(grid).save(path)
+    grid = tile(np.concatenate([top, bottom])[:, None], rows=2)[0]
+    try:
+        Image.fromarray(grid).save(path)
+    except OSError as e:
+        raise runs.disk_error(e, path, "write") from None
 
 
 # -- main ---------------------------------------------------------------------------------------------

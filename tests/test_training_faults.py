@@ -290,3 +290,27 @@ def test_damaged_vqgan_checkpoint_is_refused_in_one_line(setup, tmp_path):
     _flip_bytes(vq / "ckpt.pt")
     code, err = call_cli(encode, ["--store", setup["store"], "--vqgan", str(vq), "--device", "cpu"])
     assert code == 2 and err.count("\n") == 1 and "damaged" in err and str(vq) in err, err
+
+
+def test_train_vqgan_sigterm_finishes_the_step_and_saves(tmp_path, monkeypatch, capsys):
+    import teco.train_vqgan
+    from test_vqgan import make_store as make_frame_store
+    store = make_frame_store(tmp_path / "s.zarr")
+    out = tmp_path / "vq"
+    argv = ["--store", store, "--out", str(out), "--config", "tiny", "--device", "cpu", "--num-workers", "0",
+            "--steps", "50", "--batch-size", "2", "--eval-frames", "2", "--ckpt-every", "1000"]
+    real_step, calls = teco.train_vqgan.train_step, []
+
+    def step_with_sigterm(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(*a, **kw)
+
+    monkeypatch.setattr(teco.train_vqgan, "train_step", step_with_sigterm)
+    assert teco.train_vqgan.main(argv) == 143
+    assert "saved" in capsys.readouterr().err
+    assert load_checkpoint(str(out / "ckpt.pt"))["step"] == 2
+    monkeypatch.setattr(teco.train_vqgan, "train_step", real_step)
+    assert teco.train_vqgan.main([("3" if a == "50" else a) for a in argv] + ["--resume"]) == 0
+    assert load_checkpoint(str(out / "ckpt.pt"))["step"] == 3
