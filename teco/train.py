@@ -359,6 +359,24 @@ def build_model(run: Run, device: torch.device, rank: int) -> State:
 
 # -- the loop ---------------------------------------------------------------------------------------
 
+def mean_scalars(m: dict, gnorm: torch.Tensor, world: int) -> dict[str, float]:
+    """The step's losses and gradient norm as floats, averaged over DDP ranks."""
+    vals = torch.stack([m[k].detach().float() for k in sorted(m)] + [gnorm.float()])
+    if world > 1:
+        dist.all_reduce(vals)
+        vals /= world
+    return dict(zip(sorted(m) + ["grad_norm"], vals.tolist()))
+
+
+def any_rank(flags: list[bool], world: int, device: torch.device) -> list[bool]:
+    """Each flag true on any DDP rank (one tiny all-reduce per step under DDP)."""
+    if world == 1:
+        return flags
+    t = torch.tensor(flags, dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
 def fit(run: Run, st: State, args, rank: int, world: int, device: torch.device) -> int:
     """Train from st.step to cfg.total_steps; checkpoints at --ckpt-every boundaries, every
     --save-minutes and on SIGINT/SIGTERM (then returns 128 + the signal)."""
@@ -407,11 +425,7 @@ def fit(run: Run, st: State, args, rank: int, world: int, device: torch.device) 
                 st.batches += 1
                 bar.update(1)
                 if st.step % cfg.log_interval == 0 or st.step == cfg.total_steps:
-                    vals = torch.stack([m[k].detach().float() for k in sorted(m)] + [gnorm.float()])
-                    if world > 1:
-                        dist.all_reduce(vals)
-                        vals /= world
-                    scalars = dict(zip(sorted(m) + ["grad_norm"], vals.tolist()))
+                    scalars = mean_scalars(m, gnorm, world)
                     now = time.time()
                     rate = (st.step - s_last) / max(now - t_last, 1e-9)
                     t_last, s_last = now, st.step
@@ -422,11 +436,8 @@ def fit(run: Run, st: State, args, rank: int, world: int, device: torch.device) 
                 if boundary:   # a new data segment starts at every boundary (exact resume)
                     st.segment, st.batches = st.step, 0
                 due = bool(args.save_minutes) and time.time() - t_saved >= 60 * args.save_minutes
-                stopping = stop.requested
-                if world > 1:   # every rank must agree: saving gathers RNG states from all of them
-                    flags = torch.tensor([due, stopping], dtype=torch.int32, device=device)
-                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                    due, stopping = (bool(v) for v in flags.tolist())
+                # every rank must agree: saving gathers RNG states from all of them
+                due, stopping = any_rank([due, stop.requested], world, device)
                 if boundary or due or stopping:
                     checkpoint()
                     t_saved, last_saved = time.time(), st.step

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from storage import StoreReader, StoreWriter
-from teco.checkpoint import checkpoint_hash
+from teco.runs import checkpoint_hash
 from teco.encode import main as encode_main
 from teco.train_vqgan import main as train_main
 from teco.vqgan import load_vqgan

@@ -8,7 +8,7 @@ import torch
 
 from conftest import structured_frames
 from storage import StoreConfig, StoreReader, StoreWriter
-from teco.checkpoint import checkpoint_hash, save_checkpoint
+from teco.runs import checkpoint_hash, save_checkpoint
 from teco.runlog import read_log
 from teco.train import main as train_main
 from teco.vqgan import VQGAN, named_config

@@ -10,7 +10,7 @@ import torch
 
 from conftest import call_cli, subprocess_env
 from test_teco_train import args, make_store, make_vqgan_run
-from teco.checkpoint import load_checkpoint, save_checkpoint
+from teco.runs import load_checkpoint, save_checkpoint
 from teco.runlog import read_log
 
 torch.set_num_threads(1)
@@ -314,3 +314,25 @@ def test_train_vqgan_sigterm_finishes_the_step_and_saves(tmp_path, monkeypatch, 
     monkeypatch.setattr(teco.train_vqgan, "train_step", real_step)
     assert teco.train_vqgan.main([("3" if a == "50" else a) for a in argv] + ["--resume"]) == 0
     assert load_checkpoint(str(out / "ckpt.pt"))["step"] == 3
+
+
+@pytest.mark.slow
+def test_ddp_ranks_agree_to_stop_and_save_on_sigterm(setup, tmp_path, ray_home):
+    """torchrun forwards SIGTERM to every rank; they agree on the step, gather RNG states and save once."""
+    import shutil
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun is not installed")
+    out = tmp_path / "run"
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "teco.train",
+           *args(setup, out, "--steps", "100000", "--batch-size", "4", "--log-every", "1")]
+    p = subprocess.Popen(cmd, env=subprocess_env(ray_home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "log.jsonl"
+    deadline = time.time() + 180
+    while time.time() < deadline and not (log.exists() and log.read_text().count('"loss"') >= 2):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    p.wait(90)
+    ck = load_checkpoint(str(out / "ckpt.pt"))
+    stopped = [r for r in read_log(str(out)) if r.get("event") == "stopped"]
+    assert stopped and stopped[-1]["saved"] is True and stopped[-1]["step"] == ck["step"] >= 2
+    assert len(ck["rng"]["generators"]) == 2   # both ranks' model RNG states

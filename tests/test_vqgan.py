@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from storage import StoreConfig, StoreWriter
-from teco.checkpoint import checkpoint_hash, load_checkpoint, save_checkpoint
+from teco.runs import checkpoint_hash, load_checkpoint, save_checkpoint
 from teco.lpips import LPIPS
 from teco.modules import VectorQuantizer
 from teco.runlog import read_log
