@@ -167,7 +167,6 @@ def encode_store(store, vqgan_run, device: str | torch.device = "auto", batch_si
             bar.set_postfix(encoded=res.encoded, skipped=res.already, unreadable=len(res.unreadable))
     facts = {"encoded_episodes": res.encoded + res.already,
              "unreadable": {str(i): r for i, r in sorted(res.unreadable.items())}}
-    info = (StoreReader(reader.url).attrs.get("codes") or {}) if writer is not None else info
     if writer is not None or any(info.get(k, {} if k == "unreadable" else None) != v for k, v in facts.items()):
         facts["vqgan_run"] = os.path.abspath(str(vqgan_run))
         with _writing(reader.url):

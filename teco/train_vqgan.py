@@ -30,7 +30,7 @@ from .episodes import EpisodeUnreadable, read_checked
 from .lpips import LPIPS
 from .runlog import RunLog, resolve_device
 from .vqgan import (VQGAN, VQGAN_CONFIGS, PatchDiscriminator, VQGANConfig, adaptive_weight, hinge_d_loss,
-                    named_config, read_run_config, reconstruction_loss, to_float)
+                    named_config, reconstruction_loss, to_float)
 
 log = logging.getLogger("train-vqgan")
 
@@ -71,11 +71,13 @@ def _run_config(args, reader: StoreReader) -> tuple[VQGANConfig, dict]:
     ckpt_path = os.path.join(args.out, runs.CKPT_FILE)
     if runs.has_checkpoint(ckpt_path) and not args.resume:
         raise FileExistsError(f"{args.out} already holds a checkpoint: pass --resume or choose another --out")
-    try:
-        meta = read_run_config(args.out) if args.resume else None
-    except FileNotFoundError:   # --resume of a run stopped before its first checkpoint: start it
+    try:   # the run's own record, even when only ckpt.prev.pt survived a crash
+        meta = runs.read_run(args.out, "vqgan") if args.resume else None
+    except FileNotFoundError:   # --resume of a run stopped before writing anything: start it
         meta = None
     if meta is not None:
+        if not isinstance(meta.get("vqgan"), dict):
+            raise ValueError(f"{args.out} holds no train-vqgan config (no 'vqgan' entry in its run file)")
         if meta.get("name") != args.config:
             raise ValueError(f"{args.out} was trained with --config {meta.get('name')}, not {args.config}")
         if meta.get("dataset") != reader.config.dataset:
