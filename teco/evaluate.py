@@ -20,7 +20,6 @@ examples_per_run, seed}, "notes": [...], "models": {"teco" | "baseline": {"psnr"
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -38,6 +37,7 @@ from .episodes import EpisodeUnreadable, missing_objects, read_checked
 from .metrics import LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize
 from .revisit import RevisitStats, match_revisits, tolerances
 from .runlog import resolve_device
+from .runs import write_json
 from .sample import Sampler
 
 PROG = "eval-teco"
@@ -418,9 +418,7 @@ def _main(argv) -> int:
         "notes": notes, "models": results, "side_by_side": side_by_side(results), "curve_png": os.path.abspath(plot),
     }
     draw_curves(plot, {n: r["per_step"] for n, r in results.items()})
-    with open(args.out + ".tmp", "w") as f:
-        json.dump(_finite(report), f, indent=1, allow_nan=False)
-    os.replace(args.out + ".tmp", args.out)
+    write_json(args.out, _finite(report))
     for row, vals in report["side_by_side"].items():
         print(f"{row:26s} " + "  ".join(f"{n}={_fmt(v)}" for n, v in vals.items()))
     print(f"wrote {args.out} and {plot}")
