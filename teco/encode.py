@@ -4,12 +4,18 @@ The store records which VQ-GAN made its codes (attribute codes.vqgan_hash = the 
 hash); a store holding another VQ-GAN's codes is refused unless --overwrite.
 Resumable: `codes` starts filled with -1 and an episode's codes are written as one shard, so an episode
 counts as encoded when its last frame's codes are written (>= 0) and readable; a rerun encodes the rest.
+An episode whose video is missing or damaged is never encoded: it is named, recorded under
+codes.unreadable and skipped (exit status 1); a rerun after repairing it encodes it. A store already
+fully encoded by this VQ-GAN is only read (no write access needed).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,7 +25,9 @@ from tqdm import tqdm
 from storage import StoreReader, StoreWriter
 from storage.cli_util import run_main
 
+from .episodes import EpisodeUnreadable, read_checked
 from .runlog import resolve_device
+from .runs import disk_error
 from .vqgan import VQGAN, load_vqgan, read_run_config
 
 log = logging.getLogger("teco-encode")
@@ -28,7 +36,7 @@ log = logging.getLogger("teco-encode")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="teco-encode", description=__doc__.splitlines()[0])
     p.add_argument("--store", required=True, help="episode store (path or URL)")
-    p.add_argument("--vqgan", required=True, help="train-vqgan run folder (config.json + ckpt.pt)")
+    p.add_argument("--vqgan", required=True, help="train-vqgan run folder (run.json + ckpt.pt)")
     p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--num-workers", type=int, default=2, help="processes reading episodes ahead")
@@ -49,7 +57,8 @@ def is_encoded(reader: StoreReader, i: int) -> bool:
 
 
 class _Episodes(Dataset):
-    """Item k: (episode index, uint8 video (T, H, W, 3)), or (index, None) when already encoded."""
+    """Item k: (episode index, uint8 video (T, H, W, 3) or None when already encoded, None or the reason
+    the episode's video cannot be read)."""
 
     def __init__(self, url: str, indices: list[int]):
         self.url, self.indices = url, indices
@@ -62,15 +71,25 @@ class _Episodes(Dataset):
         self._reader = self._reader or StoreReader(self.url)
         i = self.indices[k]
         if is_encoded(self._reader, i):
-            return i, None
-        return i, self._reader.read("video", i)
+            return i, None, None
+        try:
+            return i, read_checked(self._reader, "video", i), None
+        except EpisodeUnreadable as e:   # named and skipped in the main process, never encoded
+            return i, None, e.reason
 
 
-@torch.inference_mode()
-def encode_video(model: VQGAN, video: torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> int16 (T, g, g) codes."""
-    out = [model.encode(video[t:t + batch_size].to(device)).cpu() for t in range(0, len(video), batch_size)]
-    return torch.cat(out).numpy().astype(np.int16)
+@torch.no_grad()
+def encode_frames(vqgan: VQGAN, video, batch: int = 64) -> torch.Tensor:
+    """uint8 (T, H, W, 3) frames (array or tensor) -> codes long (T, g, g) on the CPU, `batch` frames per
+    forward pass on the VQ-GAN's device. The one frames -> codes loop (teco-encode, sampling, eval)."""
+    dev = next(vqgan.parameters()).device
+    v = torch.from_numpy(np.ascontiguousarray(video)) if isinstance(video, np.ndarray) else video
+    return torch.cat([vqgan.encode(v[i:i + batch].to(dev)).cpu() for i in range(0, len(v), batch)])
+
+
+def holds_codes_of(reader: StoreReader, vq_hash: str) -> bool:
+    """The store has `codes` made by the VQ-GAN whose checkpoint hash is vq_hash."""
+    return reader.has("codes") and (reader.attrs.get("codes") or {}).get("vqgan_hash") == vq_hash
 
 
 def check_match(reader: StoreReader, run_meta: dict, model: VQGAN, run: str) -> None:
@@ -85,35 +104,88 @@ def check_match(reader: StoreReader, run_meta: dict, model: VQGAN, run: str) -> 
         raise ValueError(f"codebook of {model.cfg.codebook_size} codes does not fit the store's int16 codes")
 
 
+@dataclass
+class EncodeResult:
+    url: str
+    vqgan_hash: str
+    complete: int                 # complete episodes in the store
+    encoded: int = 0              # encoded now
+    already: int = 0              # found encoded by this VQ-GAN
+    unreadable: dict[int, str] = field(default_factory=dict)   # episode -> why it was skipped
+
+
+@contextlib.contextmanager
+def _writing(url: str):
+    """A full disk or read-only mount while writing codes: one line with what to do."""
+    try:
+        yield
+    except OSError as e:
+        raise disk_error(e, url, "write codes to", "rerun teco-encode (episodes encoded so far are kept)") from None
+
+
+def encode_store(store, vqgan_run, device: str | torch.device = "auto", batch_size: int = 64,
+                 num_workers: int = 2, overwrite: bool = False, progress: bool = True) -> EncodeResult:
+    """Encode every complete, not yet encoded episode of `store` with the VQ-GAN of run `vqgan_run`."""
+    if batch_size < 1 or num_workers < 0:
+        raise ValueError("--batch-size must be >= 1 and --num-workers >= 0")
+    device = resolve_device(device) if isinstance(device, str) else device
+    run_meta = read_run_config(vqgan_run)
+    reader = StoreReader(store)
+    model, vq_hash = load_vqgan(vqgan_run, map_location=device)
+    check_match(reader, run_meta, model, vqgan_run)
+    want = {"vqgan_hash": vq_hash, "grid": model.cfg.grid, "codebook_size": model.cfg.codebook_size}
+    info = reader.attrs.get("codes") or {}
+    writer = None
+
+    def open_writer() -> StoreWriter:
+        nonlocal writer
+        if writer is None:
+            with _writing(reader.url):
+                writer = StoreWriter.open(reader.url)
+                writer.ensure_codes(**want, overwrite=overwrite)
+        return writer
+
+    if not (holds_codes_of(reader, vq_hash) and all(info.get(k) == v for k, v in want.items())):
+        open_writer()   # create `codes`, or refuse another VQ-GAN's (or drop them with overwrite)
+    todo = reader.complete_indices().tolist()
+    res = EncodeResult(reader.url, vq_hash, len(todo))
+    loader = DataLoader(_Episodes(reader.url, todo), batch_size=None, num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
+    with tqdm(total=len(todo), desc="teco-encode", unit="ep", dynamic_ncols=True, disable=not progress) as bar:
+        for i, video, problem in loader:
+            if problem is not None:
+                res.unreadable[int(i)] = problem
+                tqdm.write(f"teco-encode: skipping episode {i}: {problem}", file=sys.stderr)
+            elif video is None:
+                res.already += 1
+            else:
+                codes = encode_frames(model, video, batch_size).numpy().astype(np.int16)
+                with _writing(reader.url):
+                    open_writer().write_field("codes", i, codes)
+                res.encoded += 1
+            bar.update(1)
+            bar.set_postfix(encoded=res.encoded, skipped=res.already, unreadable=len(res.unreadable))
+    facts = {"encoded_episodes": res.encoded + res.already,
+             "unreadable": {str(i): r for i, r in sorted(res.unreadable.items())}}
+    if writer is not None or any(info.get(k, {} if k == "unreadable" else None) != v for k, v in facts.items()):
+        facts["vqgan_run"] = os.path.abspath(str(vqgan_run))
+        with _writing(reader.url):
+            open_writer().update_meta(lambda m: m["codes"].update(facts))
+    return res
+
+
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or args.num_workers < 0:
-        raise ValueError("--batch-size must be >= 1 and --num-workers >= 0")
-    device = resolve_device(args.device)
-    run_meta = read_run_config(args.vqgan)
-    reader = StoreReader(args.store)
-    model, vq_hash = load_vqgan(args.vqgan, map_location=device)
-    check_match(reader, run_meta, model, args.vqgan)
-
-    writer = StoreWriter.open(reader.url)
-    writer.ensure_codes(grid=model.cfg.grid, vqgan_hash=vq_hash, codebook_size=model.cfg.codebook_size,
-                        overwrite=args.overwrite)
-    todo = np.flatnonzero(writer.complete_mask()).tolist()
-    loader = DataLoader(_Episodes(reader.url, todo), batch_size=None, num_workers=args.num_workers,
-                        pin_memory=device.type == "cuda")
-    encoded = skipped = 0
-    with tqdm(total=len(todo), desc="teco-encode", unit="ep", dynamic_ncols=True) as bar:
-        for i, video in loader:
-            if video is None:
-                skipped += 1
-            else:
-                writer.write_field("codes", i, encode_video(model, video, args.batch_size, device))
-                encoded += 1
-            bar.update(1)
-            bar.set_postfix(encoded=encoded, skipped=skipped)
-    writer.update_meta(lambda m: m["codes"].update(vqgan_run=str(args.vqgan), encoded_episodes=encoded + skipped))
-    print(f"teco-encode: {encoded} episodes encoded, {skipped} already encoded with VQ-GAN {vq_hash}; "
-          f"{len(todo)} complete episodes in {reader.url}")
+    res = encode_store(args.store, args.vqgan, args.device, args.batch_size, args.num_workers, args.overwrite)
+    print(f"teco-encode: {res.encoded} episodes encoded, {res.already} already encoded with VQ-GAN "
+          f"{res.vqgan_hash}; {res.complete} complete episodes in {res.url}")
+    if res.unreadable:
+        eps = sorted(res.unreadable)
+        print(f"teco-encode: {len(eps)} episodes not encoded because their video is missing or damaged "
+              f"(episode {', '.join(map(str, eps[:10]))}{', ...' if len(eps) > 10 else ''}; recorded under "
+              f"codes.unreadable): repair them (`teco-store verify {res.url}` names the damage) and rerun",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,7 +20,6 @@ examples_per_run, seed}, "notes": [...], "models": {"teco" | "baseline": {"psnr"
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -31,12 +30,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from storage import StoreReader
+from storage import StoreError, StoreReader
 from storage.cli_util import run_main
 
+from .episodes import EpisodeUnreadable, missing_objects, read_checked
 from .metrics import LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize
 from .revisit import RevisitStats, match_revisits, tolerances
 from .runlog import resolve_device
+from .runs import write_json
 from .sample import Sampler
 
 PROG = "eval-teco"
@@ -117,14 +118,16 @@ class Model:
 
     def store_codes(self, reader: StoreReader) -> bool:
         """The store's codes were made by this run's VQ-GAN: read them instead of re-encoding."""
-        return reader.has("codes") and (reader.attrs.get("codes") or {}).get("vqgan_hash") == self.vqgan_hash
+        from .encode import holds_codes_of
+        return holds_codes_of(reader, self.vqgan_hash)
 
     @torch.no_grad()
     def predict(self, video: torch.Tensor, actions: torch.Tensor, cond: int, codes: torch.Tensor | None,
                 generator: torch.Generator) -> torch.Tensor:
         """Real video (B, n, H, W, 3), actions (B, n) and, if the store has them, the conditioning codes
         (B, cond, 16, 16) -> predicted frames cond..n-1, uint8 (B, n-cond, H, W, 3) on the CPU."""
-        from .sample import decode_codes, encode_frames, sample
+        from .encode import encode_frames
+        from .sample import decode_codes, sample
         if codes is None or bool((codes < 0).any()):    # not encoded in the store (fill value -1)
             codes = torch.stack([encode_frames(self.vqgan, v[:cond].numpy()) for v in video])
         out = sample(self.teco, codes.long(), actions.long(), length=video.shape[1] - cond,
@@ -143,6 +146,18 @@ def load_optional(path: str | None, what: str, flag: str, loader):
 
 # -- one model over the protocol -----------------------------------------------------------------
 
+def read_test(reader: StoreReader, name: str, e: int, t0: int, t1: int) -> np.ndarray:
+    """Frames t0:t1 of test episode e; a missing or damaged object is an error naming it (metrics on
+    fewer, or on fill-value frames, would not compare with other evaluations)."""
+    try:
+        return read_checked(reader, name, e, t0, t1)
+    except EpisodeUnreadable as err:
+        if name == "codes":
+            raise
+        raise StoreError(f"test {err}; eval-teco needs every test episode: repair the store "
+                         "(`teco-store verify` names the damage)") from None
+
+
 class Evaluation:
     def __init__(self, reader: StoreReader, protocol: Protocol, plan: dict,
                  sample_batch: int, seed: int, lpips, i3d, revisit: dict, device: torch.device):
@@ -159,9 +174,14 @@ class Evaluation:
             windows = [(e, *split_frames(s, cond, total)) for e, s in examples[k:k + self.sample_batch]]
 
             def read(name, cond_only=False):
-                return np.stack([self.reader.read(name, e, c.start, c.stop if cond_only else p.stop)
+                return np.stack([read_test(self.reader, name, e, c.start, c.stop if cond_only else p.stop)
                                  for e, c, p in windows])
-            codes = torch.from_numpy(read("codes", cond_only=True).astype(np.int64)) if use_codes else None
+            codes = None
+            if use_codes:
+                try:
+                    codes = torch.from_numpy(read("codes", cond_only=True).astype(np.int64))
+                except EpisodeUnreadable:   # codes lost or damaged: the model encodes the frames instead
+                    codes = None
             yield (k // self.sample_batch, torch.from_numpy(read("video")), torch.from_numpy(read("actions")),
                    read("pose"), codes)
 
@@ -356,6 +376,11 @@ def _main(argv) -> int:
     missing = [i for i in test if i not in complete]
     if missing:
         raise ValueError(f"test episodes {missing[:5]} (of {len(missing)}) are not complete in {reader.url}")
+    lost = [f"episode {i}: {k}" for i in test for n in ("video", "actions", "pose")
+            for k in missing_objects(reader, n, i)]
+    if lost:   # before any sampling: zarr would read these as black frames
+        raise StoreError(f"{reader.url}: test episodes have missing objects ({'; '.join(lost[:3])}); repair the "
+                         "store (`teco-store verify` names the damage)")
 
     lpips = load_optional(args.lpips_weights, "LPIPS", "--lpips-weights", lambda p: LPIPSMetric(p, device))
     from .i3d import load_i3d
@@ -393,9 +418,7 @@ def _main(argv) -> int:
         "notes": notes, "models": results, "side_by_side": side_by_side(results), "curve_png": os.path.abspath(plot),
     }
     draw_curves(plot, {n: r["per_step"] for n, r in results.items()})
-    with open(args.out + ".tmp", "w") as f:
-        json.dump(_finite(report), f, indent=1, allow_nan=False)
-    os.replace(args.out + ".tmp", args.out)
+    write_json(args.out, _finite(report))
     for row, vals in report["side_by_side"].items():
         print(f"{row:26s} " + "  ".join(f"{n}={_fmt(v)}" for n, v in vals.items()))
     print(f"wrote {args.out} and {plot}")

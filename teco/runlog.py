@@ -9,15 +9,20 @@ import time
 
 import torch
 
+from .runs import disk_error
+
 
 class RunLog:
     """log(step, **scalars) appends {"step", "time", **scalars}; event(kind, **fields) records anything
     else (start, resume, warnings). Appends, so a resumed run continues the same file."""
 
     def __init__(self, run_dir, tensorboard: bool = True):
-        os.makedirs(run_dir, exist_ok=True)
         self.path = os.path.join(run_dir, "log.jsonl")
-        self._f = open(self.path, "a", buffering=1)
+        try:
+            os.makedirs(run_dir, exist_ok=True)
+            self._f = open(self.path, "a", buffering=1)
+        except OSError as e:
+            raise disk_error(e, self.path, "open the run log") from None
         self._tb = None
         if tensorboard:
             try:
@@ -27,7 +32,10 @@ class RunLog:
                 self._tb = None
 
     def _write(self, record: dict) -> None:
-        self._f.write(json.dumps(record, default=_plain) + "\n")
+        try:
+            self._f.write(json.dumps(record, default=_plain) + "\n")
+        except OSError as e:   # full disk: one line, not a traceback
+            raise disk_error(e, self.path, "write the run log", "rerun (with --resume to continue a run)") from None
 
     def log(self, step: int, **scalars) -> None:
         values = {k: _plain(v) for k, v in scalars.items()}
@@ -43,7 +51,10 @@ class RunLog:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError:   # the failed write was reported already
+            pass
 
     def __enter__(self) -> "RunLog":
         return self

@@ -7,7 +7,6 @@ Past the trained sequence length the last seq_len - 1 frames are re-encoded as a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -19,14 +18,14 @@ from tqdm import tqdm
 from storage import StoreError, StoreReader
 from storage.cli_util import run_main
 
-from .checkpoint import load_checkpoint
 from .config import TECOConfig
+from .encode import encode_frames, holds_codes_of
+from .episodes import EpisodeUnreadable, read_checked
 from .model import TECO
 from .runlog import resolve_device
 from storage.preview import write_grid
+from .runs import CKPT_FILE, load_checkpoint, read_run
 from .vqgan import load_vqgan
-
-RUN_FILE, CKPT_FILE = "run.json", "ckpt.pt"
 
 
 def load_teco(run_dir, device="cpu") -> tuple[TECO, torch.nn.Module, dict]:
@@ -34,11 +33,7 @@ def load_teco(run_dir, device="cpu") -> tuple[TECO, torch.nn.Module, dict]:
     run_info is run.json ("config", "store", "vqgan": {"run", "hash"}, "split": {"train", "test"},
     "context", "seed") plus "step", the checkpoint's training step."""
     run_dir = os.fspath(run_dir)
-    path = os.path.join(run_dir, RUN_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir} is not a train-teco run: {RUN_FILE} is missing")
-    with open(path) as f:
-        run_info = json.load(f)
+    run_info = read_run(run_dir, "teco")
     ck = load_checkpoint(os.path.join(run_dir, CKPT_FILE), map_location="cpu")
     if "model" not in ck or "config" not in ck:
         raise ValueError(f"{run_dir}/{CKPT_FILE} is not a train-teco checkpoint")
@@ -108,14 +103,6 @@ def decode_codes(vqgan, codes: torch.Tensor, batch: int = 64) -> np.ndarray:
     return frames.reshape(*lead, *frames.shape[1:])
 
 
-@torch.no_grad()
-def encode_frames(vqgan, video: np.ndarray, batch: int = 64) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> codes long (T, 16, 16)."""
-    dev = next(vqgan.parameters()).device
-    v = torch.from_numpy(np.ascontiguousarray(video))
-    return torch.cat([vqgan.encode(v[i:i + batch].to(dev)).cpu() for i in range(0, len(v), batch)])
-
-
 @dataclass
 class Sampler:
     """MaskGit settings; None = the model config's (T_draft, M, T_revise: 8, 2, 8 in the paper)."""
@@ -143,6 +130,35 @@ class Sampler:
 
 
 # -- sample-teco ------------------------------------------------------------------------------------
+
+def read_test_episodes(reader: StoreReader, candidates: list[int], n: int, length: int, cond: int) -> list[tuple]:
+    """The first n readable candidates as (episode, video[:length], actions[:length], codes[:cond] or None).
+    An episode with a missing or damaged object is skipped with its name (never read as fill values);
+    none readable is an error naming them. cond=0: do not read codes."""
+    out, skipped = [], []
+    for i in candidates:
+        if len(out) == n:
+            break
+        try:
+            video, actions = read_checked(reader, "video", i, 0, length), read_checked(reader, "actions", i, 0, length)
+        except EpisodeUnreadable as e:
+            skipped.append(str(e))
+            continue
+        codes = None
+        if cond:
+            try:
+                codes = read_checked(reader, "codes", i, 0, cond)
+            except EpisodeUnreadable:   # not encoded or damaged: encode the frames instead
+                pass
+            if codes is not None and (codes < 0).any():   # -1: not written by teco-encode
+                codes = None
+        out.append((i, video, actions, codes))
+    if not out:
+        raise StoreError(f"no readable test episode in {reader.url}: {'; '.join(skipped[:3])}")
+    for line in skipped:
+        print(f"sample-teco: skipping {line}", file=sys.stderr)
+    return out
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sample-teco", description="sample TECO on held-out episodes")
@@ -185,21 +201,22 @@ def _main(argv) -> int:
         raise ValueError(f"need {cfg.n_cond} <= --cond ({args.cond}) < --length ({args.length}) <= the store's "
                          f"episode length ({T})")
     complete = set(reader.complete_indices().tolist())
-    episodes = [i for i in info["split"]["test"] if i in complete][: args.episodes]
-    if not episodes:
+    candidates = [i for i in info["split"]["test"] if i in complete]
+    if not candidates:
         raise StoreError(f"{reader.url} holds none of the run's test episodes")
-    use_codes = reader.has("codes") and (reader.attrs.get("codes") or {}).get("vqgan_hash") == info["vqgan"]["hash"]
+    use_codes = holds_codes_of(reader, info["vqgan"]["hash"])
+    data = read_test_episodes(reader, candidates, args.episodes, args.length, args.cond if use_codes else 0)
+    episodes = [i for i, *_ in data]
     gen = torch.Generator().manual_seed(args.seed)
     opts = Sampler.from_args(args).resolve(cfg)
     true, pred, acts = [], [], []
-    for b in range(0, len(episodes), args.batch_size):
-        eps = episodes[b:b + args.batch_size]
-        video = np.stack([reader.read("video", i, 0, args.length) for i in eps])
-        a = np.stack([reader.read("actions", i, 0, args.length) for i in eps]).astype(np.int64)
-        if use_codes:
-            cond = torch.from_numpy(np.stack([reader.read("codes", i, 0, args.cond) for i in eps]).astype(np.int64))
-        else:   # no codes of this VQ-GAN in the store: tokenize the conditioning frames here
-            cond = torch.stack([encode_frames(vqgan, v[: args.cond]) for v in video])
+    for b in range(0, len(data), args.batch_size):
+        eps = data[b:b + args.batch_size]
+        video = np.stack([v for _, v, _, _ in eps])
+        a = np.stack([x for _, _, x, _ in eps]).astype(np.int64)
+        # the store's codes of this VQ-GAN where written, else tokenize the conditioning frames here
+        cond = torch.stack([torch.from_numpy(c.astype(np.int64)) if c is not None else
+                            encode_frames(vqgan, v[: args.cond]) for _, v, _, c in eps])
         codes = sample(model, cond, torch.from_numpy(a), args.length - args.cond, generator=gen, progress=True, **opts)
         true.append(video)
         pred.append(decode_codes(vqgan, codes))

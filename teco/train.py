@@ -1,21 +1,25 @@
 """train-teco: train TECO (stage 2) on the VQ-GAN codes of an episode store.
 
 Single process, or multi-GPU DDP under torchrun (WORLD_SIZE > 1; the loader shards episodes by rank).
-RUN/run.json records the config, store, VQ-GAN and the train/test split; RUN/ckpt.pt is the latest
-checkpoint (atomic); RUN/log.jsonl the scalars. --resume continues exactly: the data stream restarts
-at every checkpoint from a seed derived from (seed, step), and all RNG states are saved, so a resumed
-run computes the same losses as an uninterrupted one with the same --ckpt-every.
+The run folder (teco/runs.py): run.json records the config, store, VQ-GAN and the train/test split;
+ckpt.pt is the latest checkpoint (checksummed, atomic; ckpt.prev.pt the one before); log.jsonl the
+scalars; one process at a time writes it. Checkpoints every --ckpt-every steps and --save-minutes
+minutes; SIGINT/SIGTERM finish the current step, save and exit (128 + the signal).
+--resume continues exactly: the data stream restarts at every --ckpt-every boundary from a seed derived
+from (seed, step), a checkpoint between boundaries records how many batches of the stream were used,
+and all RNG states are saved, so a resumed run computes the same losses as an uninterrupted one with
+the same --ckpt-every.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import datetime
-import json
 import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -27,13 +31,13 @@ from storage.cli_util import run_main
 from storage.loader import WindowDataset
 from storage.split import split_episodes
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from . import runs
 from .config import TECO_CONFIGS, TECOConfig, get_config
 from .model import TECO
 from .runlog import RunLog, resolve_device
+from .runs import CKPT_FILE, RUN_FILE
 from .vqgan import load_vqgan
 
-RUN_FILE, CKPT_FILE = "run.json", "ckpt.pt"
 # config fields a resumed run may change (everything else must match the checkpoint)
 SCHEDULE_FIELDS = {"total_steps", "save_interval", "log_interval"}
 
@@ -55,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encode", action="store_true", help="run teco-encode first when the store has no codes")
     p.add_argument("--ckpt-every", type=int, help="checkpoint interval in steps (default: config)")
     p.add_argument("--log-every", type=int, help="log interval in steps (default: config)")
+    p.add_argument("--save-minutes", type=float, default=30.0,
+                   help="also checkpoint when this many minutes passed since the last save, so a crash loses at "
+                        "most that much work (0: only --ckpt-every)")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader processes per rank")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-fraction", type=float, default=0.05, help="episodes held out for eval-teco")
@@ -82,11 +89,7 @@ def init_distributed(device_arg: str) -> tuple[int, int, torch.device]:
 
 
 def read_run(run_dir: str) -> dict:
-    path = os.path.join(run_dir, RUN_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir} is not a train-teco run: {RUN_FILE} is missing")
-    with open(path) as f:
-        return json.load(f)
+    return runs.read_run(run_dir, "teco")
 
 
 def resolve_config(args, saved: dict | None) -> TECOConfig:
@@ -110,30 +113,35 @@ def resolve_config(args, saved: dict | None) -> TECOConfig:
 
 
 def check_codes(reader: StoreReader, vq_hash: str, vqgan_run: str, episodes: list[int], encode: bool,
-                device: str) -> StoreReader:
-    """The store must hold codes of exactly this VQ-GAN for every episode we train on; returns the
-    reader (reopened when --encode just wrote the codes)."""
+                device: str) -> tuple[StoreReader, list[int], dict[int, str]]:
+    """The store must hold codes of exactly this VQ-GAN for every episode we train on. Returns (the
+    reader, reopened when --encode just wrote the codes; the episodes to train on; {episode: reason}
+    for those left out because teco-encode found their video missing or damaged)."""
     url = reader.url
     if not reader.has("codes"):
         if not encode:
             raise StoreError(f"{url} has no VQ-GAN codes: run `teco-encode --store {url} --vqgan {vqgan_run}` "
                              "first (or pass --encode)")
-        from . import encode as teco_encode
-        if teco_encode.main(["--store", url, "--vqgan", vqgan_run, "--device", device]) != 0:
-            raise StoreError(f"teco-encode failed on {url} (see the message above)")
+        from .encode import encode_store
+        encode_store(url, vqgan_run, device=device)
         reader = StoreReader(url)   # reopen: attributes changed
     info = reader.attrs.get("codes") or {}
     if info.get("vqgan_hash") != vq_hash:
         raise StoreError(f"{url} holds codes of VQ-GAN {info.get('vqgan_hash')}, but --vqgan {vqgan_run} is "
                          f"{vq_hash}: re-encode with `teco-encode --overwrite` or pass the matching VQ-GAN")
+    bad = info.get("unreadable") if isinstance(info.get("unreadable"), dict) else {}
+    dropped = {i: str(bad[str(i)]) for i in episodes if str(i) in bad}
+    episodes = [i for i in episodes if i not in dropped]
+    if not episodes:
+        raise StoreError(f"{url}: no episode to train on has readable video (see codes.unreadable)")
     if int(info.get("encoded_episodes") or 0) >= len(episodes):
-        return reader
+        return reader, episodes, dropped
     from .encode import is_encoded
     missing = [i for i in episodes if not is_encoded(reader, i)]
     if missing:
         raise StoreError(f"{url}: {len(missing)} complete episodes (e.g. {missing[:5]}) have no codes yet: "
                          f"rerun `teco-encode --store {url} --vqgan {vqgan_run}`")
-    return reader
+    return reader, episodes, dropped
 
 
 def lr_lambda(warmup: int, total: int):
@@ -152,7 +160,7 @@ def make_loader(url, episodes, cfg: TECOConfig, batch: int, workers: int, seed: 
     ds.set_epoch(epoch)
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)   # worker seeds, off the global RNG
     return DataLoader(ds, batch_size=batch, num_workers=workers, pin_memory=pin, generator=g,
-                      drop_last=True)
+                      drop_last=True, worker_init_fn=runs.ignore_stop_signals)
 
 
 def _gather(obj, world: int) -> list:
@@ -196,8 +204,8 @@ def train_step(net, opt, params, grad_clip: float, amp: bool, *inputs) -> tuple[
 
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    if args.num_workers < 0 or not 0.0 < args.test_fraction < 1.0:
-        raise ValueError("--num-workers must be >= 0 and --test-fraction in (0, 1)")
+    if args.num_workers < 0 or not 0.0 < args.test_fraction < 1.0 or not args.save_minutes >= 0:
+        raise ValueError("--num-workers and --save-minutes must be >= 0 and --test-fraction in (0, 1)")
     rank, world, device = init_distributed(args.device)
     try:
         return train(args, rank, world, device)
@@ -207,14 +215,64 @@ def _main(argv) -> int:
 
 
 def train(args, rank: int, world: int, device: torch.device) -> int:
+    """Set up the run, build (or restore) model and optimiser, run the loop; rank 0 holds the run lock."""
+    lock = runs.RunLock(args.out, "train-teco") if rank == 0 else None
+    if lock and os.path.isdir(args.out):   # read the run only while no other process writes it
+        lock.acquire()
+    try:
+        run = open_run(args, world)
+        state = build_model(run, device, rank)
+        if rank == 0:
+            if not lock.held:   # a new folder: created once the input is known to be good
+                lock.acquire()
+                if run.resumed is None and runs.has_checkpoint(run.ckpt_path):
+                    raise FileExistsError(f"{run.out} already holds a train-teco run: pass --resume to continue it")
+            runs.write_json(os.path.join(run.out, RUN_FILE), run.info())
+        return fit(run, state, args, rank, world, device)
+    finally:
+        if lock:
+            lock.release()
+
+
+# -- set-up -----------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """What a run trains on, fixed before the model exists (run.json is `info()`)."""
+    out: str
+    ckpt_path: str
+    resumed: dict | None          # the run.json being continued, None for a new run
+    cfg: TECOConfig
+    reader: StoreReader
+    vqgan_run: str
+    vq_hash: str
+    codebook: torch.Tensor        # (K, D) VQ-GAN code vectors the model embeds codes with
+    train_eps: list[int]
+    test_eps: list[int]
+    dropped: dict[int, str]       # train episodes left out: video missing or damaged
+    seed: int
+    test_fraction: float
+
+    def info(self) -> dict:
+        return {"kind": "teco", "config": self.cfg.to_json(), "store": self.reader.url,
+                "dataset": self.reader.config.dataset, "vqgan": {"run": self.vqgan_run, "hash": self.vq_hash},
+                "seed": self.seed, "context": self.cfg.max_context,
+                "split": {"test_fraction": self.test_fraction, "train": self.train_eps, "test": self.test_eps},
+                **({"left_out": {str(i): r for i, r in self.dropped.items()}} if self.dropped else {}),
+                "created": (self.resumed or {}).get("created") or
+                datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def open_run(args, world: int) -> Run:
+    """The run in --out (--resume) or a new one: config, store, VQ-GAN and split, all checked."""
     out = os.path.abspath(args.out)
     ckpt_path = os.path.join(out, CKPT_FILE)
     run = None
     if args.resume:
-        if not os.path.isfile(ckpt_path):
+        if not runs.has_checkpoint(ckpt_path):
             raise FileNotFoundError(f"--resume: no checkpoint {ckpt_path} (start the run again without --resume)")
         run = read_run(out)
-    elif os.path.exists(ckpt_path):   # run.json alone (stopped before its first checkpoint) may be redone
+    elif runs.has_checkpoint(ckpt_path):   # run.json alone (stopped before its first checkpoint) may be redone
         raise FileExistsError(f"{out} already holds a train-teco run: pass --resume to continue it or choose another --out")
     store = args.store or (run or {}).get("store")
     vqgan_run = args.vqgan or ((run or {}).get("vqgan") or {}).get("run")
@@ -225,8 +283,10 @@ def train(args, rank: int, world: int, device: torch.device) -> int:
     cfg = resolve_config(args, run["config"] if run else None)
     reader = StoreReader(store)
     vqgan, vq_hash = load_vqgan(vqgan_run)
+    codebook = vqgan.codebook_embeddings()
+    del vqgan
     sc = reader.config
-    cfg = dataclasses.replace(cfg, vq_codes=vqgan.codebook_size, vq_dim=int(vqgan.codebook_embeddings().shape[1]),
+    cfg = dataclasses.replace(cfg, vq_codes=codebook.shape[0], vq_dim=int(codebook.shape[1]),
                               action_dim=len(sc.action_names))
     if cfg.seq_len > sc.length:
         raise ValueError(f"--seq-len {cfg.seq_len} exceeds the store's episode length {sc.length}")
@@ -242,112 +302,166 @@ def train(args, rank: int, world: int, device: torch.device) -> int:
         if diff:
             raise ValueError(f"resumed run's settings differ from {out}/{RUN_FILE} in: {', '.join(diff)}")
         train_eps, test_eps = run["split"]["train"], run["split"]["test"]
-        seed = run["seed"]
+        seed, test_fraction = run["seed"], run["split"]["test_fraction"]
     else:
         complete = reader.complete_indices().tolist()
         if len(complete) < 2:
             raise StoreError(f"{reader.url} has {len(complete)} complete episodes; training needs at least 2")
         train_eps, test_eps = split_episodes(complete, args.test_fraction)
-        seed = args.seed
-    reader = check_codes(reader, vq_hash, vqgan_run, train_eps, args.encode, args.device)
+        seed, test_fraction = args.seed, args.test_fraction
+    reader, train_eps, dropped = check_codes(reader, vq_hash, vqgan_run, train_eps, args.encode, args.device)
+    if dropped:
+        print(f"train-teco: leaving out {len(dropped)} train episodes whose video teco-encode found missing or "
+              f"damaged (episode {', '.join(map(str, sorted(dropped)[:10]))})", file=sys.stderr)
+    return Run(out, ckpt_path, run, cfg, reader, vqgan_run, vq_hash, codebook, train_eps, test_eps, dropped,
+               seed, test_fraction)
 
-    torch.manual_seed(seed + rank)
-    gen = torch.Generator().manual_seed(seed * 7919 + rank)          # model randomness (masks, DropLoss)
-    model = TECO(cfg, vqgan.codebook_embeddings()).to(device)
-    del vqgan
+
+@dataclass
+class State:
+    """The model and everything that changes while training."""
+    model: TECO
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    gen: torch.Generator          # model randomness (masks, DropLoss)
+    step: int = 0
+    segment: int = 0              # step at which the current data segment started
+    batches: int = 0              # batches of that segment already used
+    note: str | None = None       # how a resume found its checkpoint, when not the plain way
+
+
+def build_model(run: Run, device: torch.device, rank: int) -> State:
+    """Model and optimiser, restored from the run's checkpoint on --resume."""
+    cfg = run.cfg
+    torch.manual_seed(run.seed + rank)
+    gen = torch.Generator().manual_seed(run.seed * 7919 + rank)
+    model = TECO(cfg, run.codebook).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     warmup = min(cfg.warmup_steps, max(1, cfg.total_steps // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(warmup, cfg.total_steps))
-    step = 0
-    if run is not None:
-        ck = load_checkpoint(ckpt_path, map_location="cpu")
+    st = State(model, opt, sched, gen)
+    if run.resumed is not None:
+        ck, st.note = runs.load_for_resume(run.ckpt_path, map_location="cpu")
+        if st.note and rank == 0:
+            print(f"train-teco: {st.note}", file=sys.stderr)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         sched.lr_lambdas[0] = lr_lambda(warmup, cfg.total_steps)   # --steps may have changed
         for group, base in zip(opt.param_groups, sched.base_lrs):
             group["lr"] = base * sched.lr_lambdas[0](sched.last_epoch)
-        step = int(ck["step"])
+        st.step = int(ck["step"])
+        data = ck.get("data") or {}   # checkpoints from before mid-segment saves: a segment boundary
+        st.segment, st.batches = int(data.get("segment", st.step)), int(data.get("batches", 0))
         set_rng_state(ck["rng"], gen, rank)
+    return st
 
-    run_info = {"kind": "teco", "config": cfg.to_json(), "store": reader.url, "dataset": sc.dataset,
-                "vqgan": {"run": vqgan_run, "hash": vq_hash}, "seed": seed, "context": cfg.max_context,
-                "split": {"test_fraction": args.test_fraction if run is None else run["split"]["test_fraction"],
-                          "train": train_eps, "test": test_eps},
-                "created": (run or {}).get("created") or
-                datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    if rank == 0:
-        os.makedirs(out, exist_ok=True)
-        tmp = os.path.join(out, RUN_FILE + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(run_info, f, indent=1)
-        os.replace(tmp, os.path.join(out, RUN_FILE))
 
-    raw = model
-    net = model
+# -- the loop ---------------------------------------------------------------------------------------
+
+def mean_scalars(m: dict, gnorm: torch.Tensor, world: int) -> dict[str, float]:
+    """The step's losses and gradient norm as floats, averaged over DDP ranks."""
+    vals = torch.stack([m[k].detach().float() for k in sorted(m)] + [gnorm.float()])
+    if world > 1:
+        dist.all_reduce(vals)
+        vals /= world
+    return dict(zip(sorted(m) + ["grad_norm"], vals.tolist()))
+
+
+def any_rank(flags: list[bool], world: int, device: torch.device) -> list[bool]:
+    """Each flag true on any DDP rank (one tiny all-reduce per step under DDP)."""
+    if world == 1:
+        return flags
+    t = torch.tensor(flags, dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
+def fit(run: Run, st: State, args, rank: int, world: int, device: torch.device) -> int:
+    """Train from st.step to cfg.total_steps; checkpoints at --ckpt-every boundaries, every
+    --save-minutes and on SIGINT/SIGTERM (then returns 128 + the signal)."""
+    cfg, raw = run.cfg, st.model
+    net = raw
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            raw, device_ids=[device.index] if device.type == "cuda" else None)
     if args.compile:
         net = torch.compile(net)
     amp = device.type == "cuda"
     per_rank = cfg.batch_size // world
 
-    def checkpoint():
-        state = {"model": raw.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                 "step": step, "rng": rng_state(gen, world), "config": cfg.to_json(), "vqgan_hash": vq_hash}
-        if rank == 0:
-            save_checkpoint(ckpt_path, state)
+    def data_segment(start: int, skip: int):
+        it = iter(make_loader(run.reader.url, run.train_eps, cfg, per_rank, args.num_workers, run.seed, start, amp))
+        for _ in range(skip):   # a checkpoint between boundaries: continue the stream where it stopped
+            next(it)
+        return it
 
-    log = RunLog(out) if rank == 0 else None
+    def checkpoint():
+        state = {"model": raw.state_dict(), "optimizer": st.opt.state_dict(), "scheduler": st.sched.state_dict(),
+                 "step": st.step, "data": {"segment": st.segment, "batches": st.batches},
+                 "rng": rng_state(st.gen, world), "config": cfg.to_json(), "vqgan_hash": run.vq_hash}
+        if rank == 0:
+            runs.save_checkpoint(run.ckpt_path, state)
+
+    log = RunLog(run.out) if rank == 0 else None
     if log:
-        log.event("resume" if run else "start", step=step, total_steps=cfg.total_steps, world_size=world,
-                  device=str(device), params=sum(p.numel() for p in raw.parameters()),
-                  train_episodes=len(train_eps), test_episodes=len(test_eps))
-    loader = iter(make_loader(reader.url, train_eps, cfg, per_rank, args.num_workers, seed, step, amp))
-    bar = tqdm(total=cfg.total_steps, initial=step, desc="train-teco", unit="step", dynamic_ncols=True,
+        log.event("resume" if run.resumed else "start", step=st.step, total_steps=cfg.total_steps,
+                  world_size=world, device=str(device), params=sum(p.numel() for p in raw.parameters()),
+                  train_episodes=len(run.train_eps), test_episodes=len(run.test_eps),
+                  **({"fallback": st.note} if st.note else {}))
+    loader = data_segment(st.segment, st.batches)
+    bar = tqdm(total=cfg.total_steps, initial=st.step, desc="train-teco", unit="step", dynamic_ncols=True,
                disable=rank != 0)
-    t_last, s_last = time.time(), step
-    consistent = True   # False while an update is half applied: no checkpoint on Ctrl-C then
+    t_last, s_last, t_saved, last_saved = time.time(), st.step, time.time(), st.step
     try:
-        while step < cfg.total_steps:
-            batch = next(loader)
-            codes = batch["codes"].to(device, non_blocking=True)          # (B, L, 16, 16)
-            actions = batch["actions"].to(device, non_blocking=True)      # (B, L)
-            consistent = False
-            m, gnorm = train_step(net, opt, raw.parameters(), cfg.grad_clip, amp, codes, actions, gen)
-            sched.step()
-            step += 1
-            consistent = True
-            bar.update(1)
-            if step % cfg.log_interval == 0 or step == cfg.total_steps:
-                vals = torch.stack([m[k].detach().float() for k in sorted(m)] + [gnorm.float()])
-                if world > 1:
-                    dist.all_reduce(vals)
-                    vals /= world
-                scalars = dict(zip(sorted(m) + ["grad_norm"], vals.tolist()))
-                now = time.time()
-                rate = (step - s_last) / max(now - t_last, 1e-9)
-                t_last, s_last = now, step
-                if log:
-                    log.log(step, **scalars, lr=sched.get_last_lr()[0], steps_per_s=rate)
-                bar.set_postfix(loss=f"{scalars['loss']:.3f}", steps_s=f"{rate:.2f}")
-            if step % cfg.save_interval == 0 or step == cfg.total_steps:
-                checkpoint()
-                if step < cfg.total_steps:   # a new data segment starts at every checkpoint (exact resume)
-                    loader = iter(make_loader(reader.url, train_eps, cfg, per_rank, args.num_workers, seed, step, amp))
-    except KeyboardInterrupt:
-        if consistent and world == 1:   # DDP ranks may stop at different points: keep the last checkpoint
-            checkpoint()
+        with runs.StopSignals("train-teco") as stop:
+            while st.step < cfg.total_steps:
+                batch = next(loader)
+                codes = batch["codes"].to(device, non_blocking=True)          # (B, L, 16, 16)
+                actions = batch["actions"].to(device, non_blocking=True)      # (B, L)
+                m, gnorm = train_step(net, st.opt, raw.parameters(), cfg.grad_clip, amp, codes, actions, st.gen)
+                st.sched.step()
+                st.step += 1
+                st.batches += 1
+                bar.update(1)
+                if st.step % cfg.log_interval == 0 or st.step == cfg.total_steps:
+                    scalars = mean_scalars(m, gnorm, world)
+                    now = time.time()
+                    rate = (st.step - s_last) / max(now - t_last, 1e-9)
+                    t_last, s_last = now, st.step
+                    if log:
+                        log.log(st.step, **scalars, lr=st.sched.get_last_lr()[0], steps_per_s=rate)
+                    bar.set_postfix(loss=f"{scalars['loss']:.3f}", steps_s=f"{rate:.2f}")
+                boundary = st.step % cfg.save_interval == 0 or st.step == cfg.total_steps
+                if boundary:   # a new data segment starts at every boundary (exact resume)
+                    st.segment, st.batches = st.step, 0
+                due = bool(args.save_minutes) and time.time() - t_saved >= 60 * args.save_minutes
+                # every rank must agree: saving gathers RNG states from all of them
+                due, stopping = any_rank([due, stop.requested], world, device)
+                if boundary or due or stopping:
+                    checkpoint()
+                    t_saved, last_saved = time.time(), st.step
+                if stopping:
+                    bar.close()
+                    name = stop.name or "a signal on another rank"
+                    if log:
+                        log.event("stopped", step=st.step, signal=name, saved=True)
+                    if rank == 0:
+                        print(f"train-teco: stopped by {name} after step {st.step}; checkpoint saved to "
+                              f"{run.ckpt_path}; continue with --resume", file=sys.stderr)
+                    return stop.exit_code if stop.requested else 143
+                if boundary and st.step < cfg.total_steps:
+                    loader = data_segment(st.step, 0)
+    except KeyboardInterrupt:   # a second signal: stop at once; the last checkpoint stays
         if log:
-            log.event("interrupted", step=step, saved=consistent and world == 1)
+            log.event("interrupted", step=st.step, saved=False, last_checkpoint=last_saved)
         raise
     finally:
         bar.close()
         if log:
             log.close()
     if rank == 0:
-        print(f"train-teco: {step} steps done; checkpoint {ckpt_path}")
+        print(f"train-teco: {st.step} steps done; checkpoint {run.ckpt_path}")
     return 0
 
 

@@ -1,13 +1,13 @@
 """train-vqgan: train the VQ-GAN tokenizer on random frames of a store's train episodes.
 
-RUN/ holds config.json (VQ-GAN config, store, dataset), ckpt.pt (atomic; model, discriminator,
-optimisers, step), log.jsonl and, at the end, recon.png (test frames over their reconstructions).
+RUN/ (teco/runs.py) holds run.json (kind "vqgan": VQ-GAN config, store, dataset), ckpt.pt (checksummed,
+atomic; model, discriminator, optimisers, step) and ckpt.prev.pt, log.jsonl and, at the end, recon.png
+(test frames over their reconstructions). SIGINT/SIGTERM: finish the step, save, exit.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -22,13 +22,15 @@ from tqdm import tqdm
 from storage import StoreError, StoreReader
 from storage.cli_util import run_main
 from storage.loader import WindowDataset
+from storage.preview import tile
 from storage.split import split_episodes
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from . import runs
+from .episodes import EpisodeUnreadable, read_checked
 from .lpips import LPIPS
 from .runlog import RunLog, resolve_device
 from .vqgan import (VQGAN, VQGAN_CONFIGS, PatchDiscriminator, VQGANConfig, adaptive_weight, hinge_d_loss,
-                    named_config, read_run_config, reconstruction_loss, to_float)
+                    named_config, reconstruction_loss, to_float)
 
 log = logging.getLogger("train-vqgan")
 
@@ -48,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ckpt-every", type=int, default=1000)
+    p.add_argument("--save-minutes", type=float, default=30.0,
+                   help="also checkpoint when this many minutes passed since the last save (0: only --ckpt-every)")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader processes reading the store")
     p.add_argument("--window", type=int, default=4, help="consecutive frames read per random window")
     p.add_argument("--test-fraction", type=float, default=0.05)
@@ -64,12 +68,16 @@ def main(argv=None) -> int:
 
 def _run_config(args, reader: StoreReader) -> tuple[VQGANConfig, dict]:
     """The VQ-GAN config (the run's own on --resume) with CLI overrides, checked against the store."""
-    cfg_path = os.path.join(args.out, "config.json")
-    ckpt_path = os.path.join(args.out, "ckpt.pt")
-    if os.path.exists(ckpt_path) and not args.resume:
+    ckpt_path = os.path.join(args.out, runs.CKPT_FILE)
+    if runs.has_checkpoint(ckpt_path) and not args.resume:
         raise FileExistsError(f"{args.out} already holds a checkpoint: pass --resume or choose another --out")
-    if args.resume and os.path.exists(cfg_path):
-        meta = read_run_config(args.out)
+    try:   # the run's own record, even when only ckpt.prev.pt survived a crash
+        meta = runs.read_run(args.out, "vqgan") if args.resume else None
+    except FileNotFoundError:   # --resume of a run stopped before writing anything: start it
+        meta = None
+    if meta is not None:
+        if not isinstance(meta.get("vqgan"), dict):
+            raise ValueError(f"{args.out} holds no train-vqgan config (no 'vqgan' entry in its run file)")
         if meta.get("name") != args.config:
             raise ValueError(f"{args.out} was trained with --config {meta.get('name')}, not {args.config}")
         if meta.get("dataset") != reader.config.dataset:
@@ -87,16 +95,9 @@ def _run_config(args, reader: StoreReader) -> tuple[VQGANConfig, dict]:
     if (sc.height, sc.width) != (cfg.resolution, cfg.resolution):
         raise ValueError(f"store frames are {sc.height}x{sc.width} but VQ-GAN config '{args.config}' expects "
                          f"{cfg.resolution}x{cfg.resolution}")
-    meta = {"name": args.config, "vqgan": cfg.to_json(), "store": reader.url, "dataset": sc.dataset,
-            "resolution": [sc.height, sc.width], "lpips": bool(args.lpips_weights)}
+    meta = {"kind": "vqgan", "name": args.config, "vqgan": cfg.to_json(), "store": reader.url,
+            "dataset": sc.dataset, "resolution": [sc.height, sc.width], "lpips": bool(args.lpips_weights)}
     return cfg, meta
-
-
-def _write_json(path: str, obj: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 def frame_batches(url: str, episodes: list[int], batch: int, window: int, seed: int, num_workers: int,
@@ -104,7 +105,7 @@ def frame_batches(url: str, episodes: list[int], batch: int, window: int, seed: 
     """Endless uint8 (batch, H, W, 3) batches of frames from random windows of `episodes`."""
     ds = WindowDataset(url, window=window, fields=("video",), episodes=episodes, seed=seed, infinite=True)
     dl = DataLoader(ds, batch_size=math.ceil(batch / window), num_workers=num_workers, pin_memory=pin,
-                    persistent_workers=num_workers > 0)
+                    persistent_workers=num_workers > 0, worker_init_fn=runs.ignore_stop_signals)
     for item in dl:
         v = item["video"]                                     # (b, window, H, W, 3)
         yield v.reshape(-1, *v.shape[2:])[:batch]
@@ -146,14 +147,21 @@ def train_step(model: VQGAN, disc: PatchDiscriminator, lpips: LPIPS | None, opt_
 
 # -- evaluation ---------------------------------------------------------------------------------------
 
-def _eval_frames(reader: StoreReader, episodes: list[int], n: int) -> np.ndarray:
-    """n frames spread over `episodes` and time, deterministic: uint8 (n, H, W, 3)."""
-    T, per_episode = reader.config.length, math.ceil(n / len(episodes))
-    out = []
-    for k in range(n):   # round-robin over episodes, evenly spaced in time within each
-        t = (k // len(episodes)) * T // per_episode
-        out.append(reader.read("video", episodes[k % len(episodes)], t, t + 1)[0])
-    return np.stack(out)
+def _eval_frames(reader: StoreReader, episodes: list[int], n: int) -> tuple[np.ndarray | None, list[str]]:
+    """(n frames spread over `episodes` and time, deterministic: uint8 (n, H, W, 3), or None when no
+    episode is readable; one line per episode skipped because an object is missing or damaged)."""
+    T, pool, skipped, out = reader.config.length, list(episodes), [], []
+    while pool and len(out) < n:
+        per_episode = math.ceil(n / len(pool))
+        k = len(out)   # round-robin over episodes, evenly spaced in time within each
+        e, t = pool[k % len(pool)], (k // len(pool)) * T // per_episode
+        try:
+            out.append(read_checked(reader, "video", e, t, t + 1)[0])
+        except EpisodeUnreadable as err:   # never measure on fill values: drop it by name, start over
+            skipped.append(str(err))
+            pool.remove(e)
+            out.clear()
+    return (np.stack(out) if out else None), skipped
 
 
 @torch.no_grad()
@@ -174,12 +182,11 @@ def evaluate(model: VQGAN, frames: np.ndarray, device: torch.device, batch: int 
 def save_grid(path: str, top: np.ndarray, bottom: np.ndarray) -> None:
     """Two rows of uint8 (n, H, W, 3) frames, 2 px gaps, as a PNG."""
     from PIL import Image
-    n, h, w, _ = top.shape
-    grid = np.full((2 * h + 2, n * (w + 2) - 2, 3), 255, np.uint8)
-    for i in range(n):
-        grid[:h, i * (w + 2):i * (w + 2) + w] = top[i]
-        grid[h + 2:, i * (w + 2):i * (w + 2) + w] = bottom[i]
-    Image.fromarray(grid).save(path)
+    grid = tile(np.concatenate([top, bottom])[:, None], rows=2)[0]
+    try:
+        Image.fromarray(grid).save(path)
+    except OSError as e:
+        raise runs.disk_error(e, path, "write") from None
 
 
 # -- main ---------------------------------------------------------------------------------------------
@@ -189,9 +196,19 @@ def _main(argv) -> int:
     for name in ("log_every", "ckpt_every", "window", "eval_frames"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-    if args.num_workers < 0:
-        raise ValueError("--num-workers must be >= 0")
+    if args.num_workers < 0 or not args.save_minutes >= 0:
+        raise ValueError("--num-workers and --save-minutes must be >= 0")
     reader = StoreReader(args.store)
+    lock = runs.RunLock(args.out, "train-vqgan")
+    if os.path.isdir(args.out):   # read the run only while no other process writes it
+        lock.acquire()
+    try:
+        return _train(args, reader, lock)
+    finally:
+        lock.release()
+
+
+def _train(args, reader: StoreReader, lock: runs.RunLock) -> int:
     cfg, meta = _run_config(args, reader)
     complete = reader.complete_indices().tolist()
     if not complete:
@@ -203,7 +220,9 @@ def _main(argv) -> int:
         train = test
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
+    if not lock.held:   # a new folder: created now that the input is known to be good
+        lock.acquire()
+        _run_config(args, reader)   # a run that finished meanwhile in the same --out is not overwritten
 
     lpips = None
     if args.lpips_weights:
@@ -214,10 +233,12 @@ def _main(argv) -> int:
     disc = PatchDiscriminator(cfg.disc_channels, cfg.disc_layers).to(device)
     opt_g = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
-    ckpt_path = os.path.join(args.out, "ckpt.pt")
-    step = 0
-    if args.resume and os.path.exists(ckpt_path):
-        ckpt = load_checkpoint(ckpt_path, device)
+    ckpt_path = os.path.join(args.out, runs.CKPT_FILE)
+    step, note = 0, None
+    if args.resume and runs.has_checkpoint(ckpt_path):
+        ckpt, note = runs.load_for_resume(ckpt_path, device)
+        if note:
+            print(f"train-vqgan: {note}", file=sys.stderr)
         model.load_state_dict(ckpt["model"])
         disc.load_state_dict(ckpt["disc"])
         opt_g.load_state_dict(ckpt["opt_g"])
@@ -226,44 +247,54 @@ def _main(argv) -> int:
             for group in opt.param_groups:
                 group["lr"] = cfg.lr
         step = int(ckpt["step"])
-    _write_json(os.path.join(args.out, "config.json"), meta)
+    runs.write_json(os.path.join(args.out, runs.RUN_FILE), meta)
 
     def save() -> None:
-        save_checkpoint(ckpt_path, {"model": model.state_dict(), "disc": disc.state_dict(),
-                                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                                    "step": step, "config": cfg.to_json()})
+        runs.save_checkpoint(ckpt_path, {"model": model.state_dict(), "disc": disc.state_dict(),
+                                         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                                         "step": step, "config": cfg.to_json()})
 
     amp = device.type == "cuda"
     with RunLog(args.out) as runlog:
         runlog.event("resume" if step else "start", step=step, config=meta, train_episodes=len(train),
-                     test_episodes=len(test), device=str(device), lpips=lpips is not None)
+                     test_episodes=len(test), device=str(device), lpips=lpips is not None,
+                     **({"fallback": note} if note else {}))
         if step < cfg.steps:
             batches = frame_batches(reader.url, train, cfg.batch_size, args.window, args.seed + step,
                                     args.num_workers, pin=amp)
             model.train()
             disc.train()
             bar = tqdm(total=cfg.steps, initial=step, desc="train-vqgan", unit="step", dynamic_ncols=True)
-            t_last, s_last, saved = time.time(), step, step
+            t_last, s_last, saved, t_saved = time.time(), step, step, time.time()
             try:
-                for frames in batches:
-                    stats = train_step(model, disc, lpips, opt_g, opt_d, frames.to(device, non_blocking=True),
-                                       step, amp)
-                    step += 1
-                    bar.update(1)
-                    if step % args.log_every == 0 or step == cfg.steps:
-                        if not math.isfinite(stats["loss"]):
-                            raise FloatingPointError(f"loss is {stats['loss']} at step {step}; lower --lr")
-                        now = time.time()
-                        runlog.log(step, **stats, lr=cfg.lr, steps_per_s=(step - s_last) / max(now - t_last, 1e-9))
-                        t_last, s_last = now, step
-                        bar.set_postfix(loss=f"{stats['loss']:.4f}", rec=f"{stats['rec']:.4f}")
-                    if step % args.ckpt_every == 0:
-                        save()
-                        saved = step
-                    if step >= cfg.steps:
-                        break
-            except KeyboardInterrupt:
-                save()   # keep the work done so far; --resume continues from here
+                with runs.StopSignals("train-vqgan") as stop:
+                    for frames in batches:
+                        stats = train_step(model, disc, lpips, opt_g, opt_d,
+                                           frames.to(device, non_blocking=True), step, amp)
+                        step += 1
+                        bar.update(1)
+                        if step % args.log_every == 0 or step == cfg.steps:
+                            if not math.isfinite(stats["loss"]):
+                                raise FloatingPointError(f"loss is {stats['loss']} at step {step}; lower --lr")
+                            now = time.time()
+                            runlog.log(step, **stats, lr=cfg.lr,
+                                       steps_per_s=(step - s_last) / max(now - t_last, 1e-9))
+                            t_last, s_last = now, step
+                            bar.set_postfix(loss=f"{stats['loss']:.4f}", rec=f"{stats['rec']:.4f}")
+                        due = args.save_minutes and time.time() - t_saved >= 60 * args.save_minutes
+                        if step % args.ckpt_every == 0 or due or stop.requested:
+                            save()
+                            saved, t_saved = step, time.time()
+                        if stop.requested:
+                            bar.close()
+                            runlog.event("stopped", step=step, signal=stop.name, saved=True)
+                            print(f"train-vqgan: stopped by {stop.name} after step {step}; checkpoint saved to "
+                                  f"{ckpt_path}; continue with --resume", file=sys.stderr)
+                            return stop.exit_code
+                        if step >= cfg.steps:
+                            break
+            except KeyboardInterrupt:   # a second signal: stop at once, the last checkpoint stays
+                runlog.event("interrupted", step=step, saved=False, last_saved=saved)
                 raise
             finally:
                 bar.close()
@@ -272,7 +303,14 @@ def _main(argv) -> int:
         elif not os.path.exists(ckpt_path):   # --steps 0 still leaves a loadable run
             save()
 
-        frames = _eval_frames(reader, test or train, args.eval_frames)
+        frames, skipped = _eval_frames(reader, test or train, args.eval_frames)
+        for line in skipped:
+            print(f"train-vqgan: not measured on {line}", file=sys.stderr)
+            runlog.event("skipped_episode", reason=line)
+        if frames is None:
+            print(f"train-vqgan: step {step}/{cfg.steps}; wrote {ckpt_path}; test PSNR not measured: no readable "
+                  "test episode (see above; `teco-store verify` names the damage)")
+            return 0
         rec, metrics = evaluate(model, frames, device)
         save_grid(os.path.join(args.out, "recon.png"), frames[:8], rec[:8])
         runlog.log(step, **metrics)

@@ -7,7 +7,6 @@ and a PatchGAN discriminator trained with the hinge loss and an adaptive weight.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import checkpoint_hash, load_checkpoint
+from .runs import CKPT_FILE, checkpoint_hash, load_checkpoint, read_run
 from .config import strict_from_json
 from .modules import AttnBlock, Downsample, ResBlock, Upsample, VectorQuantizer, group_norm
 
@@ -256,24 +255,23 @@ def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.
 # -- loading ----------------------------------------------------------------------------------------
 
 def run_files(run_dir) -> tuple[str, str]:
-    """(config.json, ckpt.pt) of a train-vqgan run; a ckpt path is accepted for the run too."""
+    """(run folder, ckpt.pt) of a train-vqgan run; a ckpt path is accepted for the run too."""
     run_dir = str(run_dir)
     if os.path.isfile(run_dir):
         run_dir = os.path.dirname(os.path.abspath(run_dir))
-    cfg_path, ckpt_path = os.path.join(run_dir, "config.json"), os.path.join(run_dir, "ckpt.pt")
-    for p in (cfg_path, ckpt_path):
-        if not os.path.isfile(p):
-            raise FileNotFoundError(f"{run_dir} is not a train-vqgan run: {os.path.basename(p)} is missing")
-    return cfg_path, ckpt_path
+    read_run(run_dir, "vqgan")   # names the folder when it is no run at all
+    ckpt_path = os.path.join(run_dir, CKPT_FILE)
+    if not os.path.isfile(ckpt_path):
+        raise FileNotFoundError(f"{run_dir} is not a train-vqgan run: {CKPT_FILE} is missing")
+    return run_dir, ckpt_path
 
 
 def read_run_config(run_dir) -> dict:
-    """config.json of a run: {"name", "vqgan": VQGANConfig fields, "store", "dataset", ...}."""
-    cfg_path, _ = run_files(run_dir)
-    with open(cfg_path) as f:
-        meta = json.load(f)
-    if not isinstance(meta, dict) or "vqgan" not in meta:
-        raise ValueError(f"{cfg_path} is not a train-vqgan config (no 'vqgan' entry)")
+    """run.json (config.json in older runs) of a run: {"name", "vqgan": VQGANConfig fields, "store", ...}."""
+    run_dir, _ = run_files(run_dir)
+    meta = read_run(run_dir, "vqgan")
+    if "vqgan" not in meta or not isinstance(meta["vqgan"], dict):
+        raise ValueError(f"{run_dir} holds no train-vqgan config (no 'vqgan' entry in its run file)")
     return meta
 
 
@@ -288,6 +286,6 @@ def load_vqgan(run_dir, map_location="cpu") -> tuple[VQGAN, str]:
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
-        raise ValueError(f"{ckpt_path} does not match its config.json: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"{ckpt_path} does not match its run's config: {str(e).splitlines()[0]}") from None
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     return model.eval().requires_grad_(False), checkpoint_hash(ckpt_path)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from storage import StoreReader, StoreWriter
-from teco.checkpoint import checkpoint_hash
+from teco.runs import checkpoint_hash
 from teco.encode import main as encode_main
 from teco.train_vqgan import main as train_main
 from teco.vqgan import load_vqgan
@@ -78,3 +78,89 @@ def test_encode_refuses_mismatched_store(tmp_path, trained, capsys):
     assert _encode(str(tmp_path / "none.zarr"), trained) == 2
     assert _encode(other, tmp_path / "no_run") == 2
     assert "not a train-vqgan run" in capsys.readouterr().err
+
+
+# -- faults (issue 17.4, 17.10) ---------------------------------------------------------------------
+
+def _shard(store, name, i):
+    import glob
+    import os
+    (path,) = [p for p in glob.glob(f"{store}/{name}/c/{i}/**", recursive=True) if os.path.isfile(p)]
+    return path
+
+
+def test_encode_never_encodes_a_missing_or_truncated_shard(tmp_path, trained, capsys):
+    import os
+    store = make_store(tmp_path / "s.zarr", episodes=4)
+    os.remove(_shard(store, "video", 1))                           # lost object: zarr would read zeros
+    with open(_shard(store, "video", 2), "r+b") as f:              # cut short by a crash
+        f.truncate(40)
+    assert _encode(store, trained) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "episode 1" in err and "episode 2" in err
+    assert "2 episodes encoded" in out
+    r = StoreReader(store)
+    codes = r.array("codes")[:]
+    assert (codes[1] == -1).all() and (codes[2] == -1).all()        # not encoded, not zeros
+    assert (codes[0] >= 0).all() and (codes[3] >= 0).all()
+    assert sorted(r.attrs["codes"]["unreadable"]) == ["1", "2"]    # recorded in the store
+    assert "video/c/1" in r.attrs["codes"]["unreadable"]["1"]
+
+
+def _mount(*argv):
+    import subprocess
+    return subprocess.run(["mount", *argv], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def read_only_view(tmp_path):
+    """A read-only bind mount of tmp_path/src at tmp_path/ro (needs mount permission)."""
+    import os
+    import subprocess
+    src, ro = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    ro.mkdir()
+    if not (_mount("--bind", str(src), str(ro)) and _mount("-o", "remount,ro,bind", str(ro))):
+        subprocess.run(["umount", str(ro)], capture_output=True)
+        pytest.skip("no permission to make a read-only bind mount")
+    yield src, ro
+    subprocess.run(["umount", str(ro)], check=True)
+
+
+def test_encode_on_a_fully_encoded_store_needs_no_write_access(read_only_view, trained, capsys):
+    src, ro = read_only_view
+    make_store(src / "s.zarr", episodes=2)
+    assert _encode(str(src / "s.zarr"), trained) == 0
+    capsys.readouterr()
+    assert _encode(str(ro / "s.zarr"), trained) == 0, capsys.readouterr().err
+    assert "0 episodes encoded, 2 already" in capsys.readouterr().out
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MiB tmpfs at tmp_path/disk (needs mount permission); fill() takes the rest of its space."""
+    import subprocess
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not _mount("-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)):
+        pytest.skip("no permission to mount a tmpfs")
+
+    def fill():
+        try:
+            with open(disk / "filler", "wb", buffering=0) as f:
+                while True:
+                    f.write(b"\0" * 4096)
+        except OSError:   # ENOSPC: the disk is full
+            pass
+    yield disk, fill
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_encode_on_a_full_disk_is_one_line(full_disk, trained, capsys):
+    disk, fill = full_disk
+    store = make_store(disk / "s.zarr", episodes=2)
+    fill()
+    assert _encode(store, trained) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert store in err and "space" in err.lower()

@@ -8,7 +8,7 @@ import torch
 
 from conftest import structured_frames
 from storage import StoreConfig, StoreReader, StoreWriter
-from teco.checkpoint import checkpoint_hash, save_checkpoint
+from teco.runs import checkpoint_hash, save_checkpoint
 from teco.runlog import read_log
 from teco.train import main as train_main
 from teco.vqgan import VQGAN, named_config
@@ -96,8 +96,8 @@ def test_resume_continues_identically(setup, monkeypatch):
     common = ("--steps", "4", "--batch-size", "2", "--log-every", "1", "--ckpt-every", "2")
     assert train_main(args(setup, a, *common)) == 0
     # the same run, interrupted (Ctrl-C) right after its step-2 checkpoint
-    import teco.train
-    real_save, fired = teco.train.save_checkpoint, []
+    from teco import runs
+    real_save, fired = runs.save_checkpoint, []
 
     def save_then_interrupt(path, state):
         real_save(path, state)
@@ -105,9 +105,9 @@ def test_resume_continues_identically(setup, monkeypatch):
             fired.append(1)
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(teco.train, "save_checkpoint", save_then_interrupt)
+    monkeypatch.setattr(runs, "save_checkpoint", save_then_interrupt)
     assert train_main(args(setup, b, *common)) == 130
-    monkeypatch.setattr(teco.train, "save_checkpoint", real_save)
+    monkeypatch.setattr(runs, "save_checkpoint", real_save)
     assert sorted(losses(b)) == [1, 2]
     # resume with only the run folder: store, VQ-GAN and config come from run.json
     assert train_main(["--out", str(b), "--resume", "--device", "cpu", "--num-workers", "0", *common]) == 0

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from storage import StoreConfig, StoreWriter
-from teco.checkpoint import checkpoint_hash, load_checkpoint, save_checkpoint
+from teco.runs import checkpoint_hash, load_checkpoint, save_checkpoint
 from teco.lpips import LPIPS
 from teco.modules import VectorQuantizer
 from teco.runlog import read_log
@@ -204,7 +204,7 @@ def test_tiny_vqgan_overfits_small_store(tmp_path):
     recs = [r["rec"] for r in read_log(run) if "rec" in r]
     assert len(recs) == 40
     assert np.mean(recs[-5:]) < 0.6 * np.mean(recs[:5]), recs
-    meta = json.loads((run / "config.json").read_text())
+    meta = json.loads((run / "run.json").read_text())
     assert meta["name"] == "tiny" and meta["dataset"] == "synthetic" and meta["vqgan"]["resolution"] == 32
     assert (run / "recon.png").stat().st_size > 0
     assert "test_psnr" in read_log(run)[-1]
