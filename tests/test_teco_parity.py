@@ -100,7 +100,7 @@ def test_initialisers_are_flax_scales():
     check(model.z_proj.weight, model.z_proj.weight[0].numel())
     check(model.decoder.head.weight, 256)
     check(model.encoder.net[0].weight, 512 * 9)
-    assert float(blk.attn.qkv.bias.abs().max()) == 0.0
+    assert float(blk.attn.qkv.bias.detach().abs().max()) == 0.0
     assert abs(model.codebook.embedding.std().item() - 0.02) < 0.002
     assert abs(model.prior.mlm[0].weight.std().item() - 0.02) < 0.002
     assert abs(model.action_embed.weight.std().item() - 0.25) < 0.1
