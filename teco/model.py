@@ -120,11 +120,12 @@ class TECO(nn.Module):
             raise ValueError(f"action ids must be in -1..{self.cfg.action_dim - 1}")
 
     def action_ids(self, actions: torch.Tensor) -> torch.Tensor:
-        """Store ids 0..action_dim-1; -1 (dropped) and everything when use_actions is off -> the extra id."""
-        none = torch.full_like(actions, self.cfg.action_dim)
+        """Embedding rows: store ids 0..action_dim-1 as they are, -1 (none / dropped) -> the extra row
+        action_dim (the authors' nn.Embed(action_dim + 1) indexed with -1). With use_actions off every
+        action is 0, as the authors' zeroed actions (the extra row stays for dropped ones)."""
         if not self.cfg.use_actions:
-            return none
-        return torch.where(actions < 0, none, actions)
+            actions = torch.where(actions < 0, actions, torch.zeros_like(actions))
+        return torch.where(actions < 0, torch.full_like(actions, self.cfg.action_dim), actions)
 
     def _tokens(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Inputs z_{t-1} (B, n, E, g, g) + a_t (B, n) -> tokens (B, n, s*s, W) that predict frame t."""
@@ -209,6 +210,8 @@ class TECO(nn.Module):
         B, T = codes.shape[:2]
         if T <= cfg.n_cond:
             raise ValueError(f"sequence of {T} frames is too short for n_cond {cfg.n_cond}")
+        if not cfg.use_actions:
+            actions = torch.zeros_like(actions)
         if self.training and cfg.dropout_actions:
             drop = uniform((B,), generator, codes.device) < cfg.action_dropout_p
             actions = torch.where(drop[:, None], torch.full_like(actions, -1), actions)

@@ -152,6 +152,14 @@ def lr_lambda(warmup: int, total: int):
     return f
 
 
+def schedule_warmup(cfg: TECOConfig) -> int:
+    """cfg.warmup_steps, except for runs too short for it (total_steps <= 2 x warmup, where the
+    authors' optax schedule has no cosine phase and raises): then a tenth of the run."""
+    if cfg.total_steps > 2 * cfg.warmup_steps:
+        return cfg.warmup_steps
+    return max(1, cfg.total_steps // 10)
+
+
 def make_loader(url, episodes, cfg: TECOConfig, batch: int, workers: int, seed: int, epoch: int,
                 pin: bool) -> DataLoader:
     """One data segment: random windows of `codes` + `actions`, seeded by (seed, epoch = start step)."""
@@ -269,7 +277,7 @@ def train(args, rank: int, world: int, device: torch.device) -> int:
     model = TECO(cfg, vqgan.codebook_embeddings()).to(device)
     del vqgan
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    warmup = min(cfg.warmup_steps, max(1, cfg.total_steps // 10))
+    warmup = schedule_warmup(cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(warmup, cfg.total_steps))
     step = 0
     if run is not None:

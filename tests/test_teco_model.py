@@ -203,7 +203,7 @@ def test_action_dropout_and_bad_actions():
         model.check_actions(torch.tensor([[cfg.action_dim]]))
     model.check_actions(torch.tensor([[-1, 0, cfg.action_dim - 1]]))
     off = make(dataclasses.replace(cfg, use_actions=False))
-    assert off.action_ids(torch.tensor([[0, 2]])).tolist() == [[cfg.action_dim] * 2]
+    assert off.action_ids(torch.tensor([[0, 2, -1]])).tolist() == [[0, 0, cfg.action_dim]]
 
 
 @pytest.mark.parametrize("name,k", [("tiny", None), ("tiny", 2), ("dmlab", None), ("habitat", 3)])

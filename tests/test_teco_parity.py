@@ -115,3 +115,26 @@ def test_lr_schedule_ends_where_optax_does():
     assert f(mid) == pytest.approx(0.5)
     assert f(995_000) == pytest.approx(0.0, abs=1e-12) and f(999_999) == 0.0
     assert 0 < f(994_000) < 1e-4
+
+
+def test_short_runs_keep_the_warmup_unless_it_cannot_fit():
+    from teco.train import schedule_warmup
+    assert schedule_warmup(get_config("dmlab")) == 5000
+    assert schedule_warmup(get_config("dmlab", total_steps=20_000)) == 5000     # theirs too
+    assert schedule_warmup(get_config("dmlab", total_steps=10_000)) == 1000     # theirs has no cosine phase
+    assert schedule_warmup(get_config("tiny", total_steps=1)) == 1
+
+
+def test_training_takes_no_clip_by_default(monkeypatch):
+    from teco import train
+    calls = []
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: calls.append(a) or torch.tensor(0.0))
+    lin = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(lin.parameters(), lr=0.0)
+    net = lambda x: {"loss": lin(x).sum()}
+    net_mod = type("N", (), {"train": lambda self: None, "__call__": lambda self, x: net(x)})()
+    _, gnorm = train.train_step(net_mod, opt, lin.parameters(), None, False, torch.ones(2, 3))
+    want = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in lin.parameters()]))
+    assert not calls and torch.allclose(gnorm, want)
+    train.train_step(net_mod, opt, lin.parameters(), 1.0, False, torch.ones(2, 3))
+    assert len(calls) == 1
