@@ -79,11 +79,20 @@ def test_kv_cached_sampling_equals_uncached_h(context, monkeypatch):
     torch.testing.assert_close(torch.stack(seen_h, 1), h[:, 2:], atol=1e-5, rtol=1e-4)
 
 
-def test_sampling_past_the_trained_length_slides_a_window():
-    model = tiny_model()                                        # seq_len 6
+def test_sampling_past_the_trained_length_slides_a_window(monkeypatch):
+    model = tiny_model()                                        # seq_len 6: a window of 5 frames
     cond, actions = inputs(B=1, C=3, L=6)
+    seen_h = []
+    real = model.generate_frame
+    monkeypatch.setattr(model, "generate_frame", lambda h, **kw: seen_h.append(h) or real(h, **kw))
     out = sample(model, cond, actions, 6, generator=torch.Generator().manual_seed(0), **OPTS)
     assert out.shape == (1, 9, 16, 16) and torch.equal(out[:, :3], cond)
+    # frame t >= 6 sees the 5 frames before it (re-encoded) and actions t-4..t, a_t included
+    with torch.no_grad():
+        for t in (6, 8):
+            z = model.encode(out[:, t - 5:t + 1])[0]
+            h = model.temporal(z, actions[:, t - 5:t + 1])[:, -1]
+            torch.testing.assert_close(seen_h[t - 3], h, atol=1e-5, rtol=1e-4)
     long_cond, long_actions = inputs(B=1, C=7, L=1)             # conditioning longer than seq_len
     assert sample(model, long_cond, long_actions, 1, **OPTS).shape == (1, 8, 16, 16)
 
