@@ -1,5 +1,5 @@
-"""Sampling speed: seconds per generated frame of TECO (MaskGit: 1 temporal step + T_draft + M x T_revise
-prior passes over the 8x8 latent + 1 decoder pass per frame) vs a token-by-token autoregressive prior
+"""Sampling speed: seconds per generated frame of TECO (MaskGit draft-and-revise: 1 temporal step +
+T_draft + M x T_revise prior passes over the 8x8 latent + 1 decoder pass per frame) vs a token-by-token autoregressive prior
 over all flattened 16x16 VQ codes (teco/baselines.py: KV-cached, one forward per token, 256 per frame),
 randomly initialised, on the same conditioning codes and actions.
 
@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from teco.baselines import ARPrior, StaticKVCache  # noqa: E402
 from teco.config import TransformerConfig, get_config  # noqa: E402
+from teco.maskgit import SAMPLERS  # noqa: E402
 from teco.model import TECO  # noqa: E402
 from teco.sample import sample  # noqa: E402
 from teco.transformer import num_params  # noqa: E402
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fill the AR cache by running the context tokens (model) or with random keys/values of "
                         "the same length (random: the same per-token cost without the O(context^2) prefill, "
                         "minutes at 144 frames); auto: model up to 64 context frames, else random")
+    p.add_argument("--sampler", choices=SAMPLERS, default=SAMPLERS[0], help="TECO's MaskGit sampling method")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -68,13 +70,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_teco(model, cond, actions, frames: int, device, gen) -> dict:
+def time_teco(model, cond, actions, frames: int, device, gen, sampler: str = SAMPLERS[0]) -> dict:
     """(context + first frame) and (context + first frame + `frames`) runs, best of two each; the
     difference is the cost of `frames` frames in steady state."""
     def run(n):
         sync(device)
         t = time.perf_counter()
-        sample(model, cond, actions[:, :cond.shape[1] + n], length=n, generator=gen)
+        sample(model, cond, actions[:, :cond.shape[1] + n], length=n, generator=gen, sampler=sampler)
         sync(device)
         return time.perf_counter() - t
     run(1)                                   # warm-up (allocator, kernels)
@@ -140,12 +142,13 @@ def main(argv=None) -> int:
 
     print(f"sampling {args.batch} x ({args.context} context + {1 + args.frames}) frames on {device}, "
           f"{args.threads} thread(s)", flush=True)
-    t = time_teco(teco, cond, actions, args.frames, device, torch.Generator().manual_seed(1))
+    t = time_teco(teco, cond, actions, args.frames, device, torch.Generator().manual_seed(1), args.sampler)
     a = time_ar(ar, cond, actions, args.frames, device, torch.Generator().manual_seed(1), args.ar_prefill)
     cfg = teco.cfg
-    teco_passes = 1 + cfg.T_draft + cfg.M * cfg.T_revise + 1
+    revise_passes = cfg.M * (cfg.T_revise + (args.sampler == "confidence"))   # confidence: +1 scoring pass a round
+    teco_passes = 1 + cfg.T_draft + revise_passes + 1
     ratio = a["s_per_frame"] / t["s_per_frame"]
-    rows = [("TECO (MaskGit)", num_params(teco), f"{teco_passes} (1 temporal, {cfg.T_draft}+{cfg.M}x{cfg.T_revise} prior, 1 decoder)",
+    rows = [(f"TECO ({args.sampler})", num_params(teco), f"{teco_passes} (1 temporal, {cfg.T_draft}+{revise_passes} prior, 1 decoder)",
              t["s_per_frame"], f"context encode + 1st frame {t['context_and_first_s']:.2f} s"),
             ("AR token-by-token", num_params(ar), f"{cfg.codes_grid ** 2} (one per code)", a["s_per_frame"],
              f"{args.ar_prefill} prefill of {args.context * cfg.codes_grid ** 2 + 1} tokens {a['prefill_s']:.2f} s")]
@@ -156,7 +159,7 @@ def main(argv=None) -> int:
     print(json.dumps({
         "teco_s_per_frame": t["s_per_frame"], "ar_s_per_frame": a["s_per_frame"], "speedup_ar_over_teco": ratio,
         "teco_context_and_first_frame_s": t["context_and_first_s"], "ar_prefill_s": a["prefill_s"], "ar_prefill": args.ar_prefill,
-        "teco_params": num_params(teco), "ar_params": num_params(ar), "teco_passes_per_frame": teco_passes,
+        "teco_params": num_params(teco), "ar_params": num_params(ar), "teco_passes_per_frame": teco_passes, "sampler": args.sampler,
         "ar_passes_per_frame": cfg.codes_grid ** 2, "context": args.context, "frames_timed": args.frames,
         "batch": args.batch, "width": args.width, "depth": args.depth, "prior_width": args.prior_width,
         "prior_depth": args.prior_depth, "threads": args.threads, "device": str(device)}))

@@ -21,8 +21,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+# first, also when PYTHONPATH names the root: otherwise bench/storage.py (this folder is sys.path[0]) shadows storage/
+sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -38,13 +38,14 @@ GRID, VQ_CODES, VQ_DIM, ACTIONS = 16, 1024, 64, 6
 
 class FullTransformer(nn.Module):
     """VideoGPT-style prior: one causal transformer over the raster-ordered T x G x G codes of a clip,
-    with the action taken before each frame added to that frame's tokens. forward -> {"loss"}."""
+    with the action that produced each frame (store convention; -1 = none) added to that frame's tokens.
+    forward -> {"loss"}."""
 
     def __init__(self, frames: int, cfg: TransformerConfig):
         super().__init__()
         w = cfg.embed_dim
         self.tok = nn.Embedding(VQ_CODES + 1, w)                 # + start token
-        self.act = nn.Embedding(ACTIONS + 1, w)                  # + "no previous action"
+        self.act = nn.Embedding(ACTIONS + 1, w)                  # + "no action"
         self.pos_t = nn.Parameter(torch.randn(frames, 1, 1, w) * 0.02)
         self.pos_h = nn.Parameter(torch.randn(1, GRID, 1, w) * 0.02)
         self.pos_w = nn.Parameter(torch.randn(1, 1, GRID, w) * 0.02)
@@ -55,8 +56,8 @@ class FullTransformer(nn.Module):
         B, T = codes.shape[:2]
         flat = codes.flatten(1)                                           # (B, N)
         inp = torch.cat([torch.full_like(flat[:, :1], VQ_CODES), flat[:, :-1]], 1)
-        prev = torch.cat([torch.full_like(actions[:, :1], ACTIONS), actions[:, :-1]], 1)
-        x = self.tok(inp).view(B, T, GRID, GRID, -1) + self.act(prev)[:, :, None, None]
+        a = torch.where(actions < 0, torch.full_like(actions, ACTIONS), actions)
+        x = self.tok(inp).view(B, T, GRID, GRID, -1) + self.act(a)[:, :, None, None]
         x = (x + self.pos_t[:T] + self.pos_h + self.pos_w).flatten(1, 3)
         h = self.net(x, frames=torch.arange(x.shape[1]))                  # one token per "frame": causal
         return {"loss": F.cross_entropy(self.out(h).flatten(0, 1), flat.flatten())}
@@ -89,7 +90,8 @@ def measure_one(kind: str, T: int, width: int, layers: int, batch: int, repeats:
     g = torch.Generator().manual_seed(0)
     codes = torch.randint(0, VQ_CODES, (batch, T, GRID, GRID), generator=g)
     actions = torch.randint(0, ACTIONS, (batch, T), generator=g)
-    step = lambda: train_step(model, opt, model.parameters(), 1.0, False, codes, actions, g)
+    clip = model.cfg.grad_clip if kind != "full" else None      # the paper configs do not clip
+    step = lambda: train_step(model, opt, model.parameters(), clip, False, codes, actions, g)
     # CPU time of this single-threaded process: unlike wall time it does not grow when other
     # processes share the cores (wall time is reported too)
     c0, w0 = time.process_time(), time.perf_counter()

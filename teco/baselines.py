@@ -2,7 +2,8 @@
 baseline that bench/sample.py times against TECO's MaskGit sampling.
 
 A causal transformer (teco/transformer.py, the same blocks as TECO's) reads the codes of every frame
-in raster order, one token per position; the action taken before a frame is added to its tokens.
+in raster order, one token per position; the action that produced a frame (store convention, -1 =
+none) is added to its tokens.
 Sampling keeps keys/values in a preallocated cache and runs one forward per generated token.
 """
 from __future__ import annotations
@@ -56,19 +57,19 @@ class ARPrior(nn.Module):
         self.vocab_size, self.grid, self.action_dim = vocab_size, grid, action_dim
         self.bos = vocab_size                                    # extra input id: start of video
         self.token_embed = nn.Embedding(vocab_size + 1, cfg.embed_dim)
-        self.action_embed = nn.Embedding(action_dim + 1, cfg.embed_dim)   # last id: no action (frame 0)
+        self.action_embed = nn.Embedding(action_dim + 1, cfg.embed_dim)   # last id: no action (-1)
         self.net = Transformer(cfg)
         self.out = nn.Linear(cfg.embed_dim, vocab_size)
 
     def _embed(self, inputs: torch.Tensor, actions: torch.Tensor, start: int) -> torch.Tensor:
         """inputs long (B, n) at positions start.., actions (B, T) -> (B, n, D). Position p predicts
-        token p of frame p // G^2, which follows action a[frame - 1]."""
+        token p of frame p // G^2, which actions[frame] produced."""
         B, n = inputs.shape
         D, per = self.token_embed.embedding_dim, self.grid * self.grid
         pos = torch.arange(start, start + n, device=inputs.device)
-        frame = pos // per
-        prev = torch.where(frame > 0, actions[:, (frame - 1).clamp(min=0)], torch.full_like(actions[:, :1], self.action_dim))
-        return (self.token_embed(inputs) + self.action_embed(prev)
+        a = actions[:, pos // per]
+        a = torch.where(a < 0, torch.full_like(a, self.action_dim), a)
+        return (self.token_embed(inputs) + self.action_embed(a)
                 + sinusoidal(n, D, offset=start, device=inputs.device).to(self.token_embed.weight.dtype))
 
     def forward(self, codes: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,6 @@
-"""TECO hyper-parameters as dataclasses; the named configs mirror the paper's configs/{dmlab,minecraft,habitat}.yaml."""
+"""TECO hyper-parameters as dataclasses; the named configs mirror the authors' configs/{dmlab,minecraft,habitat}.yaml
+(wilson1yan/teco; field-by-field table in teco/README.md). Fields marked "deviation" select behaviour that
+is not the authors'; they are off by default."""
 from __future__ import annotations
 
 import copy
@@ -31,7 +33,7 @@ class TransformerConfig:
 @dataclass
 class TECOConfig:
     name: str = "custom"
-    # -- optimisation (AdamW with linear warmup then cosine decay) --
+    # -- optimisation (AdamW, linear warmup then cosine decay reaching 0 at total_steps - warmup_steps) --
     seq_len: int = 300
     batch_size: int = 32
     lr: float = 1e-4
@@ -39,7 +41,7 @@ class TECOConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     total_steps: int = 1_000_000
     warmup_steps: int = 5000
-    grad_clip: float = 1.0
+    grad_clip: float | None = None   # deviation when set: clip the gradient norm (the authors do not clip)
     save_interval: int = 100_000
     log_interval: int = 100
     # -- conditional encoder E(x_t, x_{t-1}): ResNet on VQ-GAN code embeddings, 16x16 -> 8x8 --
@@ -62,6 +64,7 @@ class TECOConfig:
     # -- losses --
     n_cond: int = 1
     drop_loss_rate: float = 0.9
+    drop_loss_unique: bool = False   # deviation: DropLoss steps drawn without replacement, uniformly
     label_smoothing: float = 0.01
     # -- actions: ids 0..action_dim-1, plus one "dropped / none" id --
     use_actions: bool = True
@@ -95,6 +98,8 @@ class TECOConfig:
             raise ValueError(f"drop_loss_rate must be in [0, 1), got {self.drop_loss_rate}")
         if self.seq_len <= self.n_cond:
             raise ValueError(f"seq_len {self.seq_len} must exceed n_cond {self.n_cond}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None (no clipping), got {self.grad_clip}")
         if self.mask_schedule != "cosine":
             raise ValueError(f"unknown mask_schedule '{self.mask_schedule}' (only 'cosine')")
 
@@ -126,7 +131,7 @@ TECO_CONFIGS: dict[str, TECOConfig] = {
         z_tfm=TransformerConfig(1024, 4096, 16, 8), z_git=TransformerConfig(512, 2048, 8, 8),
         save_interval=100_000, dropout_actions=True),
     "minecraft": TECOConfig(
-        name="minecraft", encoder_blocks=4, decoder_blocks=6, embedding_dim=128, n_codes=1024, z_ds=8,
+        name="minecraft", batch_size=8, encoder_blocks=4, decoder_blocks=6, embedding_dim=128, n_codes=1024, z_ds=8,
         z_tfm=TransformerConfig(1024, 4096, 16, 12), z_git=TransformerConfig(768, 3072, 12, 6),
         save_interval=100_000, dropout_actions=False),
     "habitat": TECOConfig(

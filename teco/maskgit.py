@@ -1,8 +1,13 @@
 """MaskGit prior over one frame's latent codes z_t (g x g grid), conditioned on h_t by channel concat.
 
 Training: mask a cosine-scheduled random fraction of tokens, cross-entropy on the masked ones only.
-Sampling: confidence-based parallel decoding (draft), then revision rounds that re-mask and re-decode
-the least confident half of the tokens.
+Sampling, two methods:
+- "draft-revise" (default; TECO's, wilson1yan/teco teco/models/maskgit.py `sample`): a draft of T_draft
+  steps commits the tokens in a random order, in equal chunks, each drawn at the temperature given the
+  tokens committed so far; then M revision rounds each re-draw every token once, in T_revise random
+  equal chunks, given all the others.
+- "confidence" (named deviation, not TECO's): MaskGIT-style confidence decoding on a cosine schedule with
+  annealed Gumbel noise, then revision rounds that re-decode the least confident half.
 """
 from __future__ import annotations
 
@@ -13,7 +18,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import TransformerConfig
+from .modules import init_flax_
 from .transformer import Transformer
+
+SAMPLERS = ("draft-revise", "confidence")
 
 
 def uniform(shape, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
@@ -42,21 +50,21 @@ class MaskGit(nn.Module):
         self.mask_id = vocab_size   # the extra embedding row
         e = cfg.embed_dim
         self.token_embed = nn.Parameter(torch.randn(vocab_size + 1, vocab_dim) * 0.02)
-        self.fc_in = nn.Linear(vocab_dim + cond_dim, e)
-        # broadcast position embedding: row and column codes concatenated on channels
-        self.pos_row = nn.Parameter(torch.randn(grid, e // 2) * 0.02)
-        self.pos_col = nn.Parameter(torch.randn(grid, e - e // 2) * 0.02)
-        self.net = Transformer(cfg)
-        self.mlm = nn.Sequential(nn.Linear(e, vocab_dim), nn.GELU(), nn.LayerNorm(vocab_dim, eps=1e-6))
+        # broadcast position embedding: row and column codes concatenated on channels (row gets the odd one)
+        self.pos_row = nn.Parameter(torch.randn(grid, e - e // 2) * 0.02)
+        self.pos_col = nn.Parameter(torch.randn(grid, e // 2) * 0.02)
+        self.net = Transformer(cfg, in_dim=vocab_dim + cond_dim)     # input Dense on [token embedding, h_t]
+        self.mlm = nn.Sequential(nn.Linear(e, vocab_dim), nn.GELU(approximate="tanh"), nn.LayerNorm(vocab_dim, eps=1e-6))
+        init_flax_(self.mlm)
+        nn.init.normal_(self.mlm[0].weight, 0.0, 0.02)
         self.out_bias = nn.Parameter(torch.zeros(vocab_size))
 
     def forward(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """tokens long (B, g, g) with mask_id where masked, cond (B, g, g, C) -> logits (B, g, g, V)."""
         B, g = tokens.shape[0], self.grid
-        x = torch.cat([self.token_embed[tokens].to(cond.dtype), cond], dim=-1)
-        x = self.fc_in(x)
+        x = torch.cat([self.token_embed[tokens].to(cond.dtype), cond], dim=-1).reshape(B, g * g, -1)
         pos = torch.cat([self.pos_row[:, None].expand(g, g, -1), self.pos_col[None].expand(g, g, -1)], -1)
-        x = self.net((x + pos).reshape(B, g * g, -1))
+        x = self.net(x, pos=pos.reshape(g * g, -1))
         logits = self.mlm(x) @ self.token_embed[: self.vocab_size].t() + self.out_bias
         return logits.view(B, g, g, self.vocab_size)
 
@@ -93,10 +101,32 @@ class MaskGit(nn.Module):
             tok = logp.argmax(-1)
         return tok, logp.gather(-1, tok[..., None])[..., 0]
 
+    def random_chunks(self, steps: int, generator: torch.Generator | None, device) -> list[torch.Tensor]:
+        """A random permutation of the g*g positions split into `steps` near-equal chunks (the first
+        n % steps one longer, as numpy's array_split); one order for the whole batch, as the authors'."""
+        n = self.grid * self.grid
+        gdev = generator.device if generator is not None else device
+        perm = torch.randperm(n, generator=generator, device=gdev).to(device)
+        return list(perm.tensor_split(steps))
+
+    def _redraw(self, tokens, chunks, cond, temperature, generator):
+        """For each chunk in turn: mask its positions, predict given all other current tokens, draw
+        them at the temperature. tokens (B, n) -> (B, n)."""
+        B, n = tokens.shape
+        tokens = tokens.clone()
+        for idx in chunks:
+            if idx.numel() == 0:
+                continue
+            tokens[:, idx] = self.mask_id
+            logits = self(tokens.view(B, self.grid, self.grid), cond).view(B, n, -1)
+            tok, _ = self._draw(logits[:, idx], temperature, generator)
+            tokens[:, idx] = tok
+        return tokens
+
     def _decode(self, tokens, masked, n_masked: int, cond, steps, temperature, generator):
-        """Fill the `masked` positions (n_masked per row) of tokens (B, n) over `steps` parallel steps.
-        At each step every masked position is drawn, the most confident are kept (the count follows
-        the cosine schedule) and the rest are masked again; confidence noise anneals to zero (MaskGit)."""
+        """Confidence decoding: fill the `masked` positions (n_masked per row) of tokens (B, n) over
+        `steps` parallel steps. At each step every masked position is drawn, the most confident are kept
+        (the count follows the cosine schedule), the rest masked again; confidence noise anneals to 0."""
         B, n = tokens.shape
         n0 = n_masked
         for s in range(steps):
@@ -114,12 +144,7 @@ class MaskGit(nn.Module):
             masked, n_masked = remask, left
         return tokens
 
-    @torch.no_grad()
-    def sample(self, cond: torch.Tensor, draft_steps: int = 8, revise_rounds: int = 2, revise_steps: int = 8,
-               temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """cond (B, g, g, C) -> codes long (B, g, g)."""
-        if draft_steps < 1 or revise_steps < 1 or revise_rounds < 0:
-            raise ValueError("draft_steps and revise_steps must be >= 1, revise_rounds >= 0")
+    def _sample_confidence(self, cond, draft_steps, revise_rounds, revise_steps, temperature, generator):
         B, n = cond.shape[0], self.grid * self.grid
         tokens = torch.full((B, n), self.mask_id, dtype=torch.long, device=cond.device)
         masked = torch.ones(B, n, dtype=torch.bool, device=cond.device)
@@ -133,4 +158,27 @@ class MaskGit(nn.Module):
             masked = torch.zeros_like(masked).scatter_(1, conf.topk(n // 2, dim=1, largest=False).indices, True)
             tokens = self._decode(tokens.masked_fill(masked, self.mask_id), masked, n // 2, cond,
                                   revise_steps, temperature, generator)
+        return tokens
+
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, draft_steps: int = 8, revise_rounds: int = 2, revise_steps: int = 8,
+               temperature: float = 1.0, generator: torch.Generator | None = None,
+               method: str = "draft-revise") -> torch.Tensor:
+        """cond (B, g, g, C) -> codes long (B, g, g); `method` one of SAMPLERS (module docstring)."""
+        if draft_steps < 1 or revise_steps < 1 or revise_rounds < 0:
+            raise ValueError("draft_steps and revise_steps must be >= 1, revise_rounds >= 0")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if method not in SAMPLERS:
+            raise ValueError(f"unknown sampler '{method}': choose one of {', '.join(SAMPLERS)}")
+        B, n = cond.shape[0], self.grid * self.grid
+        if method == "confidence":
+            tokens = self._sample_confidence(cond, draft_steps, revise_rounds, revise_steps, temperature, generator)
+        else:
+            tokens = torch.full((B, n), self.mask_id, dtype=torch.long, device=cond.device)
+            tokens = self._redraw(tokens, self.random_chunks(draft_steps, generator, cond.device), cond,
+                                  temperature, generator)
+            for _ in range(revise_rounds):
+                tokens = self._redraw(tokens, self.random_chunks(revise_steps, generator, cond.device), cond,
+                                      temperature, generator)
         return tokens.view(B, self.grid, self.grid)

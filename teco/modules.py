@@ -139,3 +139,88 @@ class VectorQuantizer(nn.Module):
         e = F.embedding(codes, self.codebook())                       # (B, H, W, D)
         with _fp32(codes):
             return self.proj_out(e.permute(0, 3, 1, 2))
+
+
+# -- TECO's own blocks (wilson1yan/teco teco/models/base.py); the VQ-GAN above keeps its taming-style ones --
+
+def lecun_normal_(w: torch.Tensor, fan_in: int, truncated: bool = True) -> torch.Tensor:
+    """Flax's default kernel init, variance_scaling(1, "fan_in"): std 1/sqrt(fan_in); truncated at two
+    standard deviations and rescaled so the variance stays 1/fan_in (PyTorch's default is ~sqrt(3) smaller)."""
+    std = fan_in ** -0.5
+    if not truncated:
+        return nn.init.normal_(w, 0.0, std)
+    std /= 0.87962566103423978   # std of a unit normal truncated to [-2, 2]
+    return nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std)
+
+
+def init_flax_(module: nn.Module) -> None:
+    """Flax defaults on every Linear / conv below `module`: lecun-normal kernels, zero biases.
+    (Flax's kernel fan-in is in_features x kernel area, also for a transposed conv.)"""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            lecun_normal_(m.weight, m.in_features)
+        elif isinstance(m, nn.ConvTranspose2d):
+            lecun_normal_(m.weight, m.weight.shape[0] * m.weight[0, 0].numel())
+        elif isinstance(m, nn.Conv2d):
+            lecun_normal_(m.weight, m.weight[0].numel())
+        else:
+            continue
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+class ResNetBlock(nn.Module):
+    """TECO's residual block: (GroupNorm, ELU, conv3x3) x 2, output skip + 0.1 * branch; a bias-free
+    1x1 conv on the skip when channels change. (B, in_ch, H, W) -> (B, out_ch, H, W)."""
+
+    def __init__(self, in_ch: int, out_ch: int | None = None):
+        super().__init__()
+        out_ch = out_ch or in_ch
+        self.norm1 = group_norm(in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.norm2 = group_norm(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1, bias=False) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.elu(self.norm1(x)))
+        h = self.conv2(F.elu(self.norm2(h)))
+        return self.skip(x) + 0.1 * h
+
+
+class Codebook(nn.Module):
+    """TECO's codebook: bias-free projections dim -> code_dim (lookup) and back, l2-normalised inputs and
+    code vectors (cosine nearest neighbour), straight-through gradients. Losses as optax.l2_loss means:
+    codebook = mean 0.5 (sg(z) - e)^2, commitment = beta * mean 0.5 (z - sg(e))^2. Works channels-last."""
+
+    def __init__(self, num_codes: int, dim: int, code_dim: int, beta: float = 0.25):
+        super().__init__()
+        self.num_codes, self.beta = num_codes, beta
+        self.proj_in = nn.Linear(dim, code_dim, bias=False)
+        self.proj_out = nn.Linear(code_dim, dim, bias=False)
+        self.embedding = nn.Parameter(torch.randn(num_codes, code_dim) * 0.02)
+
+    def codebook(self) -> torch.Tensor:
+        """(K, code_dim) unit-norm code vectors (fp32)."""
+        return F.normalize(self.embedding.float(), dim=-1, eps=1e-6)
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """z (..., dim) -> dict(embeddings (..., dim) straight-through, codes long (...), codebook_loss,
+        commitment_loss, perplexity). Lookup in fp32: distances in bf16 pick wrong neighbours."""
+        with _fp32(z):
+            zp = F.normalize(self.proj_in(z.float()), dim=-1, eps=1e-6)
+            e = self.codebook()
+            codes = (zp.detach().reshape(-1, zp.shape[-1]) @ e.t()).argmax(1)   # max cosine = min distance
+            q = e[codes].view(zp.shape)
+            commitment = self.beta * 0.5 * (zp - q.detach()).pow(2).mean()
+            codebook = 0.5 * (zp.detach() - q).pow(2).mean()
+            out = self.proj_out(zp + (q - zp).detach())
+            p = torch.bincount(codes, minlength=self.num_codes).float() / codes.numel()
+            perplexity = torch.exp(-(p * torch.log(p + 1e-10)).sum())
+        return dict(embeddings=out.to(z.dtype), codes=codes.view(zp.shape[:-1]), codebook_loss=codebook,
+                    commitment_loss=commitment, perplexity=perplexity.detach())
+
+    def embed(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes long (...) -> (..., dim), the embedding the rest of TECO sees for these codes."""
+        with _fp32(codes):
+            return self.proj_out(self.codebook()[codes])

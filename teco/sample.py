@@ -1,7 +1,8 @@
 """TECO sampling: the API the evaluation calls (load_teco, sample) and the `sample-teco` script.
 
 Frames are generated one at a time: h_t from the temporal transformer (keys/values of past frames
-cached), z_t drawn by MaskGit (draft, then revision rounds), VQ-GAN codes = argmax of D(z_t, h_t).
+cached), z_t drawn by MaskGit (TECO's draft-and-revise by default, teco/maskgit.py), VQ-GAN codes =
+argmax of D(z_t, h_t).
 Past the trained sequence length the last seq_len - 1 frames are re-encoded as a sliding window.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from storage.cli_util import run_main
 from .config import TECOConfig
 from .encode import encode_frames, holds_codes_of
 from .episodes import EpisodeUnreadable, read_checked
+from .maskgit import SAMPLERS
 from .model import TECO
 from .runlog import resolve_device
 from storage.preview import write_grid
@@ -51,10 +53,11 @@ def load_teco(run_dir, device="cpu") -> tuple[TECO, torch.nn.Module, dict]:
 @torch.no_grad()
 def sample(model: TECO, codes_cond: torch.Tensor, actions: torch.Tensor, length: int, *, draft_steps: int = 8,
            revise_rounds: int = 2, revise_steps: int = 8, temperature: float = 1.0,
-           generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+           generator: torch.Generator | None = None, progress: bool = False,
+           sampler: str = SAMPLERS[0]) -> torch.Tensor:
     """codes_cond long (B, C, 16, 16), actions long (B, C+L) -> codes long (B, C+L, 16, 16), the first C
-    frames being codes_cond unchanged. actions[:, t] is the action taken after frame t (the last one is
-    not used)."""
+    frames being codes_cond unchanged. actions[:, t] is the action that produced frame t (the store's
+    convention; actions[:, 0] is not used). `sampler`: MaskGit method, one of teco.maskgit.SAMPLERS."""
     cfg = model.cfg
     if codes_cond.ndim != 4 or codes_cond.shape[-2:] != (cfg.codes_grid, cfg.codes_grid):
         raise ValueError(f"codes_cond must be (B, C, {cfg.codes_grid}, {cfg.codes_grid}), got {tuple(codes_cond.shape)}")
@@ -74,19 +77,19 @@ def sample(model: TECO, codes_cond: torch.Tensor, actions: torch.Tensor, length:
     codes_cond, actions = codes_cond.to(device).long(), actions.to(device).long()
     frames = [codes_cond[:, t] for t in range(C)]
     opts = dict(draft_steps=draft_steps, revise_rounds=revise_rounds, revise_steps=revise_steps,
-                temperature=temperature, generator=generator)
+                temperature=temperature, generator=generator, sampler=sampler)
     window = cfg.seq_len - 1   # frames of context that fit the trained length next to the predicted one
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         cache = z_prev = None
         for t in tqdm(range(C, C + length), desc="sample", unit="frame", disable=not progress):
             if t > window:   # sliding window: re-encode the last seq_len - 1 frames
                 z = model.encode(torch.stack(frames[t - window:t], 1))[0]
-                cache, h = model.start_temporal(z, actions[:, t - window:t])
+                cache, h = model.start_temporal(z, actions[:, t - window:t + 1])
             elif cache is None:
                 z = model.encode(codes_cond)[0]
-                cache, h = model.start_temporal(z, actions[:, :C])
+                cache, h = model.start_temporal(z, actions[:, :C + 1])
             else:
-                h = model.step_temporal(cache, t, z_prev, actions[:, t - 1])
+                h = model.step_temporal(cache, t, z_prev, actions[:, t])
             z_prev, codes = model.generate_frame(h, **opts)
             frames.append(codes)
     return torch.stack(frames, 1).to(out_device)
@@ -105,20 +108,29 @@ def decode_codes(vqgan, codes: torch.Tensor, batch: int = 64) -> np.ndarray:
 
 @dataclass
 class Sampler:
-    """MaskGit settings; None = the model config's (T_draft, M, T_revise: 8, 2, 8 in the paper)."""
+    """MaskGit settings; None = the model config's (T_draft, M, T_revise: 8, 2, 8 in the paper).
+    `method`: "draft-revise" (TECO's) or "confidence" (a deviation, teco/maskgit.py)."""
     draft_steps: int | None = None
     revise_rounds: int | None = None
     revise_steps: int | None = None
     temperature: float = 1.0
+    method: str = SAMPLERS[0]
+
+    def __post_init__(self):
+        if self.method not in SAMPLERS:
+            raise ValueError(f"unknown sampler '{self.method}': choose one of {', '.join(SAMPLERS)}")
 
     def resolve(self, cfg) -> dict:
         return dict(draft_steps=cfg.T_draft if self.draft_steps is None else self.draft_steps,
                     revise_rounds=cfg.M if self.revise_rounds is None else self.revise_rounds,
                     revise_steps=cfg.T_revise if self.revise_steps is None else self.revise_steps,
-                    temperature=self.temperature)
+                    temperature=self.temperature, sampler=self.method)
 
     @staticmethod
     def add_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--sampler", choices=SAMPLERS, default=SAMPLERS[0],
+                       help="MaskGit sampling: draft-revise (TECO's: random-order draft, then every token "
+                            "re-drawn once per revision round) or confidence (MaskGIT-style, a deviation)")
         p.add_argument("--draft-steps", type=int, help="MaskGit draft steps (default: the run's config, 8 in the paper)")
         p.add_argument("--revise-rounds", type=int, help="revision rounds (default: the run's config, 2)")
         p.add_argument("--revise-steps", type=int, help="steps per revision round (default: the run's config, 8)")
@@ -126,7 +138,7 @@ class Sampler:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Sampler":
-        return cls(args.draft_steps, args.revise_rounds, args.revise_steps, args.temperature)
+        return cls(args.draft_steps, args.revise_rounds, args.revise_steps, args.temperature, args.sampler)
 
 
 # -- sample-teco ------------------------------------------------------------------------------------

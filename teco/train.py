@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, help="frames per training window")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--context", type=int, help="sliding-window attention over the last K frames (short-context baseline)")
+    p.add_argument("--grad-clip", type=float, help="clip the gradient norm (deviation: the authors do not clip)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -106,6 +107,8 @@ def resolve_config(args, saved: dict | None) -> TECOConfig:
             "save_interval": args.ckpt_every, "log_interval": args.log_every}
     if args.context is not None:
         over["max_context"] = args.context
+    if args.grad_clip is not None:
+        over["grad_clip"] = args.grad_clip
     for k, v in over.items():
         if v is not None and k != "max_context" and v <= 0:
             raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
@@ -145,12 +148,24 @@ def check_codes(reader: StoreReader, vq_hash: str, vqgan_run: str, episodes: lis
 
 
 def lr_lambda(warmup: int, total: int):
-    """Linear warmup to 1, then cosine decay to 0 at `total` (TECO's optax warmup_cosine_decay)."""
+    """LR factor at update `step` (0-based), as the authors' optax.warmup_cosine_decay_schedule(0, lr,
+    warmup, decay_steps=total - warmup): linear from 0 to 1 over `warmup` steps, then a cosine over
+    total - 2 * warmup steps, so it reaches 0 at total - warmup and stays there."""
+    decay = max(1, total - 2 * warmup)
+
     def f(step: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+            return step / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / decay)))
     return f
+
+
+def schedule_warmup(cfg: TECOConfig) -> int:
+    """cfg.warmup_steps, except for runs too short for it (total_steps <= 2 x warmup, where the
+    authors' optax schedule has no cosine phase and raises): then a tenth of the run."""
+    if cfg.total_steps > 2 * cfg.warmup_steps:
+        return cfg.warmup_steps
+    return max(1, cfg.total_steps // 10)
 
 
 def make_loader(url, episodes, cfg: TECOConfig, batch: int, workers: int, seed: int, epoch: int,
@@ -188,16 +203,22 @@ def set_rng_state(s: dict, gen: torch.Generator, rank: int) -> None:
 
 # -- training ---------------------------------------------------------------------------------------
 
-def train_step(net, opt, params, grad_clip: float, amp: bool, *inputs) -> tuple[dict, torch.Tensor]:
-    """One update: forward (bf16 autocast when amp) -> dict with "loss", backward, clip, AdamW step.
-    Returns (the forward's dict, the gradient norm before clipping)."""
+def train_step(net, opt, params, grad_clip: float | None, amp: bool, *inputs) -> tuple[dict, torch.Tensor]:
+    """One update: forward (bf16 autocast when amp) -> dict with "loss", backward, AdamW step; the
+    gradient norm is clipped to grad_clip only when set (the authors do not clip).
+    Returns (the forward's dict, the gradient norm before any clipping)."""
     net.train()
     device = inputs[0].device
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         m = net(*inputs)
     opt.zero_grad(set_to_none=True)
     m["loss"].backward()
-    gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    params = list(params)
+    if grad_clip is not None:
+        gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    else:   # the norm only, for the log
+        gnorm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.detach().float())
+                                                      for p in params if p.grad is not None]))
     opt.step()
     return m, gnorm
 
@@ -337,7 +358,7 @@ def build_model(run: Run, device: torch.device, rank: int) -> State:
     gen = torch.Generator().manual_seed(run.seed * 7919 + rank)
     model = TECO(cfg, run.codebook).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    warmup = min(cfg.warmup_steps, max(1, cfg.total_steps // 10))
+    warmup = schedule_warmup(cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(warmup, cfg.total_steps))
     st = State(model, opt, sched, gen)
     if run.resumed is not None:

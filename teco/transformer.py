@@ -1,5 +1,10 @@
 """Pre-LN transformer used twice by TECO: causal over frames (temporal model, with a KV cache and an
-optional sliding window) and bidirectional over one frame's latent grid (MaskGit prior)."""
+optional sliding window) and bidirectional over one frame's latent grid (MaskGit prior).
+
+As the authors' (wilson1yan/teco teco/models/transformer.py): an input Dense (use_fc_in) before the
+position codes, MLP activation x * sigmoid(1.702 x), output head Dense -> tanh-GELU -> LayerNorm,
+Flax initialisers (attention projections normal, other kernels truncated normal, std 1/sqrt(fan_in)).
+"""
 from __future__ import annotations
 
 import torch
@@ -7,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import TransformerConfig
+from .modules import init_flax_, lecun_normal_
 
 
 def sinusoidal(n: int, dim: int, offset: int = 0, device=None) -> torch.Tensor:
@@ -82,14 +88,27 @@ class Attention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, N, D))
 
 
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    """The authors' MLP activation ("gelu2"): x * sigmoid(1.702 x)."""
+    return x * torch.sigmoid(1.702 * x)
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(quick_gelu(self.fc1(x)))
+
+
 class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
         self.attn = Attention(cfg.embed_dim, cfg.num_heads, cfg.attention_dropout)
         self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(cfg.embed_dim, cfg.mlp_dim), nn.GELU(),
-                                 nn.Linear(cfg.mlp_dim, cfg.embed_dim))
+        self.mlp = MLP(cfg.embed_dim, cfg.mlp_dim)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, mask, is_causal, cache=None, layer=0):
@@ -98,16 +117,23 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """x (B, N, D) -> (B, N, D). With `frames` (long (N,) on the CPU, the frame of each token) attention
-    is block-causal over frames (sliding window when max_context is set); without, bidirectional."""
+    """x (B, N, in_dim) -> (B, N, D). With `in_dim`, an input Dense in_dim -> D comes first (the authors'
+    use_fc_in); `pos` (N, D) is added after it. With `frames` (long (N,) on the CPU, the frame of each
+    token) attention is block-causal over frames (sliding window when max_context is set); without,
+    bidirectional."""
 
-    def __init__(self, cfg: TransformerConfig, max_context: int | None = None):
+    def __init__(self, cfg: TransformerConfig, max_context: int | None = None, in_dim: int | None = None):
         super().__init__()
         self.cfg, self.max_context = cfg, max_context
+        self.fc_in = nn.Linear(in_dim, cfg.embed_dim) if in_dim else nn.Identity()
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
-        self.head = nn.Sequential(nn.Linear(cfg.embed_dim, cfg.embed_dim), nn.GELU(),
+        self.head = nn.Sequential(nn.Linear(cfg.embed_dim, cfg.embed_dim), nn.GELU(approximate="tanh"),
                                   nn.LayerNorm(cfg.embed_dim, eps=1e-6))
+        init_flax_(self)
+        for b in self.blocks:   # Flax MultiHeadAttention: plain (untruncated) normal kernels
+            for lin in (b.attn.qkv, b.attn.out):
+                lecun_normal_(lin.weight, cfg.embed_dim, truncated=False)
 
     def new_cache(self) -> KVCache:
         return KVCache(len(self.blocks), self.max_context)
@@ -124,12 +150,15 @@ class Transformer(nn.Module):
         return (None, False) if bool(allowed.all()) else (allowed, False)
 
     def forward(self, x: torch.Tensor, frames: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, pos: torch.Tensor | None = None) -> torch.Tensor:
         if cache is not None and frames is None:
             raise ValueError("a KV cache needs the frame index of every token")
         mask, is_causal = self._mask(frames, cache)
         if mask is not None:
             mask = mask.to(x.device)
+        x = self.fc_in(x)
+        if pos is not None:
+            x = x + pos.to(x.dtype)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, mask, is_causal, cache, i)

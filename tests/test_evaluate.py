@@ -281,7 +281,8 @@ def test_store_codes_and_reencoding_give_the_same_samples(runs):
     m = ev.Model(runs["teco"], torch.device("cpu"), ev.Sampler())
     reader = StoreReader(runs["store"])
     assert m.store_codes(reader)                                   # train-teco --encode wrote this VQ-GAN's codes
-    assert m.sampler == {"draft_steps": 4, "revise_rounds": 1, "revise_steps": 4, "temperature": 1.0}  # tiny config
+    assert m.sampler == {"draft_steps": 4, "revise_rounds": 1, "revise_steps": 4, "temperature": 1.0,
+                         "sampler": "draft-revise"}  # tiny config, TECO's sampler
     e = m.test[0]
     video = torch.from_numpy(reader.read("video", e, 0, 7))[None]
     actions = torch.from_numpy(reader.read("actions", e, 0, 7))[None]

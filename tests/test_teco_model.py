@@ -44,6 +44,7 @@ def batch(cfg, B=2, T=None, seed=0):
 def test_named_configs_mirror_the_paper():
     d, m, h = TECO_CONFIGS["dmlab"], TECO_CONFIGS["minecraft"], TECO_CONFIGS["habitat"]
     assert (d.seq_len, d.batch_size, d.lr, d.weight_decay, d.warmup_steps) == (300, 32, 1e-4, 1e-5, 5000)
+    assert (m.batch_size, h.batch_size, d.betas, d.grad_clip, d.drop_loss_unique) == (8, 32, (0.9, 0.95), None, False)
     assert (d.z_tfm.embed_dim, d.z_tfm.num_heads, d.z_tfm.num_layers) == (1024, 16, 8)
     assert (d.z_grid, d.tfm_grid, h.tfm_grid, m.tfm_grid) == (8, 1, 2, 1)
     assert (d.embedding_dim, m.embedding_dim, h.embedding_dim) == (64, 128, 256)
@@ -64,8 +65,9 @@ def test_shapes_through_every_module(name):
     B, T = codes.shape[:2]
     E, g, s = cfg.embedding_dim, cfg.z_grid, cfg.tfm_grid
     z, zc, vq = model.encode(codes)
-    assert z.shape == (B, T, E, g, g) and zc.shape == (B, T - cfg.n_cond, g, g) and vq.ndim == 0
-    tokens = model._tokens(z[:, :-1], actions[:, :-1])
+    assert z.shape == (B, T, E, g, g) and zc.shape == (B, T - cfg.n_cond, g, g)
+    assert vq["codebook_loss"].ndim == 0 and vq["commitment_loss"].ndim == 0
+    tokens = model._tokens(z[:, :-1], actions[:, 1:])
     assert tokens.shape == (B, T - 1, s * s, cfg.z_tfm.embed_dim)
     h = model.temporal(z, actions)
     assert h.shape == (B, T, E, g, g)
@@ -74,31 +76,60 @@ def test_shapes_through_every_module(name):
     prior_logits = model.prior(zc[:, 0], h[:, 1].permute(0, 2, 3, 1))
     assert prior_logits.shape == (B, g, g, cfg.n_codes)
     out = model(codes, actions, torch.Generator().manual_seed(0))
-    assert set(out) >= {"loss", "recon_loss", "prior_loss", "vq_loss"}
+    assert set(out) >= {"loss", "recon_loss", "prior_loss", "vq_loss", "codebook_loss", "commitment_loss"}
     assert all(torch.isfinite(v) for v in out.values())
     out["loss"].backward()
     assert model.encoder.net[0].weight.grad is not None and model.z_proj.weight.grad is not None
-    zt, ct = model.generate_frame(h[:, 1].detach(), draft_steps=2, revise_rounds=1, revise_steps=2)
-    assert zt.shape == (B, E, g, g) and ct.shape == (B, 16, 16) and int(ct.max()) < cfg.vq_codes
+    for sampler in ("draft-revise", "confidence"):
+        zt, ct = model.generate_frame(h[:, 1].detach(), draft_steps=2, revise_rounds=1, revise_steps=2,
+                                      sampler=sampler)
+        assert zt.shape == (B, E, g, g) and ct.shape == (B, 16, 16) and int(ct.max()) < cfg.vq_codes
 
 
 def test_temporal_is_causal_in_frames_and_actions():
+    """Store convention: actions[t] produced frame t. h_t (which predicts frame t) must see z_<t and
+    a_1..a_t: a_t is first used by h_t, never by h_{t-1} (an off-by-one either way fails here)."""
     cfg = small("tiny", seq_len=6)
     model = make(cfg).eval()
     codes, actions = batch(cfg)
     t = 3
     with torch.no_grad():
-        h = model.temporal(model.encode(codes)[0], actions)
+        z = model.encode(codes)[0]
+        h = model.temporal(z, actions)
         codes2 = codes.clone()
         codes2[:, t] = (codes2[:, t] + 1) % cfg.vq_codes
         h2 = model.temporal(model.encode(codes2)[0], actions)
         actions2 = actions.clone()
         actions2[:, t] = (actions2[:, t] + 1) % cfg.action_dim
-        h3 = model.temporal(model.encode(codes)[0], actions2)
+        h3 = model.temporal(z, actions2)
+        actions0 = actions.clone()
+        actions0[:, 0] = (actions0[:, 0] + 1) % cfg.action_dim
+        h0 = model.temporal(z, actions0)
     assert torch.equal(h[:, : t + 1], h2[:, : t + 1])         # h_t depends on z_<t only
     assert (h[:, t + 1] - h2[:, t + 1]).abs().max() > 1e-4
-    assert torch.equal(h[:, : t + 1], h3[:, : t + 1])         # a_t is taken after frame t: first used by h_{t+1}
-    assert (h[:, t + 1] - h3[:, t + 1]).abs().max() > 1e-4
+    assert torch.equal(h[:, :t], h3[:, :t])                   # a_t is not seen before frame t ...
+    assert (h[:, t] - h3[:, t]).abs().max() > 1e-4            # ... and conditions frame t itself
+    assert torch.equal(h, h0)                                 # actions[:, 0] (before frame 0) is unused
+
+
+def test_action_pairing_matches_the_authors_input():
+    """The token predicting frame t is z_proj([z_{t-1}, embed(a_t)]) (authors: concat(z[:, :-1], a[:, 1:]))."""
+    cfg = small("tiny", seq_len=5)
+    model = make(cfg).eval()
+    codes, actions = batch(cfg, B=1)
+    actions[0, 2] = -1                                        # "no action" -> the extra embedding row
+    seen = []
+    model.z_proj.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    with torch.no_grad():
+        z = model.encode(codes)[0]
+        model.temporal(z, actions)
+    x = seen[0]                                               # (T-1, E + A, g, g)
+    E = cfg.embedding_dim
+    emb = model.action_embed.weight
+    for j in range(cfg.seq_len - 1):                          # input j -> predicts frame j + 1
+        torch.testing.assert_close(x[j, :E], z[0, j])
+        want = emb[cfg.action_dim] if j + 1 == 2 else emb[actions[0, j + 1]]
+        torch.testing.assert_close(x[j, E:, 0, 0], want)
 
 
 def test_frame_mask():
@@ -128,22 +159,39 @@ def test_sliding_window_max_context(name, k):
 
 
 def test_droploss_uses_the_configured_fraction():
-    cfg = small("dmlab", seq_len=31)            # drop_loss_rate 0.9 -> 3 of the 30 predicted steps
+    # the authors' k = max(1, int((1 - 0.9) * n)): 1 - 0.9 is 0.0999.., so 30 steps -> 2, 299 -> 29
+    cfg = small("dmlab", seq_len=31)
     model = make(cfg).train()
     seen = {}
     model.decoder.register_forward_hook(lambda m, i, o: seen.__setitem__("decoder", i[0].shape[0]))
     model.prior.register_forward_hook(lambda m, i, o: seen.__setitem__("prior", i[0].shape[0]))
     codes, actions = batch(cfg, B=2)
     model(codes, actions, torch.Generator().manual_seed(0))
-    assert seen == {"decoder": 2 * 3, "prior": 2 * 3}
+    assert seen == {"decoder": 2 * 2, "prior": 2 * 2}
     idx = model.loss_steps(299, torch.Generator().manual_seed(1), "cpu")
-    assert len(idx) == 29 and len(set(idx.tolist())) == 29 and int(idx.max()) < 299
+    assert len(idx) == 29 and int(idx.min()) >= 0 and int(idx.max()) <= 298
     assert len(model.loss_steps(5, None, "cpu")) == 1                     # at least one step
     model.eval()
     model(codes, actions)
     assert seen == {"decoder": 2 * 30, "prior": 2 * 30}                    # evaluation sees every step
     nodrop = make(dataclasses.replace(cfg, drop_loss_rate=0.0)).train()
     assert len(nodrop.loss_steps(30, None, "cpu")) == 30
+
+
+def test_droploss_draws_like_the_authors():
+    """With replacement from 0..T-1 (T = n_pred + n_cond), clamped to the last predicted step: over
+    many draws every step is hit about 1/T of the time and the last about 2/T. drop_loss_unique (a
+    deviation) draws distinct steps uniformly."""
+    cfg = small("dmlab", seq_len=11)                                       # 10 predicted steps, k = 1
+    model = make(cfg).train()
+    g = torch.Generator().manual_seed(0)
+    draws = torch.cat([model.loss_steps(10, g, "cpu") for _ in range(20000)])
+    freq = torch.bincount(draws, minlength=10).float() / len(draws)
+    assert (freq[:9] - 1 / 11).abs().max() < 0.01 and abs(freq[9] - 2 / 11) < 0.01
+    many = make(dataclasses.replace(cfg, drop_loss_rate=0.5)).train()
+    assert any(len(set(many.loss_steps(10, g, "cpu").tolist())) < 5 for _ in range(50))   # repeats happen
+    uniq = make(dataclasses.replace(cfg, drop_loss_rate=0.5, drop_loss_unique=True)).train()
+    assert all(len(set(uniq.loss_steps(10, g, "cpu").tolist())) == 5 for _ in range(50))
 
 
 def test_action_dropout_and_bad_actions():
@@ -155,7 +203,7 @@ def test_action_dropout_and_bad_actions():
         model.check_actions(torch.tensor([[cfg.action_dim]]))
     model.check_actions(torch.tensor([[-1, 0, cfg.action_dim - 1]]))
     off = make(dataclasses.replace(cfg, use_actions=False))
-    assert off.action_ids(torch.tensor([[0, 2]])).tolist() == [[cfg.action_dim] * 2]
+    assert off.action_ids(torch.tensor([[0, 2, -1]])).tolist() == [[0, 0, cfg.action_dim]]
 
 
 @pytest.mark.parametrize("name,k", [("tiny", None), ("tiny", 2), ("dmlab", None), ("habitat", 3)])
@@ -167,10 +215,10 @@ def test_kv_cache_matches_full_computation(name, k):
         z = model.encode(codes)[0]
         h = model.temporal(z, actions)
         C = 2
-        cache, hc = model.start_temporal(z[:, :C], actions[:, :C])
+        cache, hc = model.start_temporal(z[:, :C], actions[:, :C + 1])
         steps = [hc]
         for t in range(C + 1, cfg.seq_len):
-            steps.append(model.step_temporal(cache, t, z[:, t - 1], actions[:, t - 1]))
+            steps.append(model.step_temporal(cache, t, z[:, t - 1], actions[:, t]))
     torch.testing.assert_close(torch.stack(steps, 1), h[:, C:], atol=1e-5, rtol=1e-4)
     if k is not None:   # the cache keeps only what the next frame can see
         assert int(cache.frames.min()) >= cfg.seq_len - k
@@ -198,13 +246,16 @@ def test_maskgit_sampling():
     torch.manual_seed(0)
     mg = MaskGit(4, 10, 8, 6, TransformerConfig(16, 32, 2, 1)).eval()
     cond = torch.randn(3, 4, 4, 6)
-    a = mg.sample(cond, 4, 2, 4, 1.0, torch.Generator().manual_seed(5))
-    b = mg.sample(cond, 4, 2, 4, 1.0, torch.Generator().manual_seed(5))
-    c = mg.sample(cond, 4, 2, 4, 1.0, torch.Generator().manual_seed(6))
-    assert a.shape == (3, 4, 4) and a.dtype == torch.long
-    assert int(a.min()) >= 0 and int(a.max()) < 10            # the mask id never leaks out
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    greedy = mg.sample(cond, 4, 0, 4, 0.0)
-    assert torch.equal(greedy, mg.sample(cond, 4, 0, 4, 0.0))
+    for method in ("draft-revise", "confidence"):
+        a = mg.sample(cond, 4, 2, 4, 1.0, torch.Generator().manual_seed(5), method=method)
+        b = mg.sample(cond, 4, 2, 4, 1.0, torch.Generator().manual_seed(5), method=method)
+        c = mg.sample(cond, 4, 2, 4, 1.0, torch.Generator().manual_seed(6), method=method)
+        assert a.shape == (3, 4, 4) and a.dtype == torch.long
+        assert int(a.min()) >= 0 and int(a.max()) < 10            # the mask id never leaks out
+        assert torch.equal(a, b) and not torch.equal(a, c)
+        greedy = mg.sample(cond, 4, 0, 4, 0.0, method=method)
+        assert torch.equal(greedy, mg.sample(cond, 4, 0, 4, 0.0, method=method))
     with pytest.raises(ValueError):
         mg.sample(cond, 0, 1, 4)
+    with pytest.raises(ValueError):
+        mg.sample(cond, 4, 1, 4, method="nope")

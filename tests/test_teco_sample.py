@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from teco.config import TransformerConfig, get_config
+from teco.maskgit import MaskGit
 from teco.model import TECO
-from teco.sample import load_teco, main as sample_main, sample
+from teco.sample import Sampler, build_parser, load_teco, main as sample_main, sample
 from teco.train import main as train_main
 from storage.preview import tile, write_grid
 from test_teco_train import make_store, make_vqgan_run
@@ -78,13 +79,115 @@ def test_kv_cached_sampling_equals_uncached_h(context, monkeypatch):
     torch.testing.assert_close(torch.stack(seen_h, 1), h[:, 2:], atol=1e-5, rtol=1e-4)
 
 
-def test_sampling_past_the_trained_length_slides_a_window():
-    model = tiny_model()                                        # seq_len 6
+def test_sampling_past_the_trained_length_slides_a_window(monkeypatch):
+    model = tiny_model()                                        # seq_len 6: a window of 5 frames
     cond, actions = inputs(B=1, C=3, L=6)
+    seen_h = []
+    real = model.generate_frame
+    monkeypatch.setattr(model, "generate_frame", lambda h, **kw: seen_h.append(h) or real(h, **kw))
     out = sample(model, cond, actions, 6, generator=torch.Generator().manual_seed(0), **OPTS)
     assert out.shape == (1, 9, 16, 16) and torch.equal(out[:, :3], cond)
+    # frame t >= 6 sees the 5 frames before it (re-encoded) and actions t-4..t, a_t included
+    with torch.no_grad():
+        for t in (6, 8):
+            z = model.encode(out[:, t - 5:t + 1])[0]
+            h = model.temporal(z, actions[:, t - 5:t + 1])[:, -1]
+            torch.testing.assert_close(seen_h[t - 3], h, atol=1e-5, rtol=1e-4)
     long_cond, long_actions = inputs(B=1, C=7, L=1)             # conditioning longer than seq_len
     assert sample(model, long_cond, long_actions, 1, **OPTS).shape == (1, 8, 16, 16)
+
+
+def record_maskgit_inputs(mg):
+    """Token grids (B, n) that each MaskGit forward receives."""
+    seen = []
+    mg.register_forward_pre_hook(lambda m, args: seen.append(args[0].flatten(1).clone()))
+    return seen
+
+
+def small_maskgit(grid=4, vocab=10):
+    torch.manual_seed(0)
+    return MaskGit(grid, vocab, 8, 6, TransformerConfig(16, 32, 2, 1)).eval()
+
+
+@pytest.mark.parametrize("draft,n_tokens", [(5, 16), (4, 16), (8, 9)])
+def test_draft_commits_equal_random_chunks(draft, n_tokens):
+    """Draft step k masks exactly the not-yet-committed tokens and commits the next chunk: chunk sizes
+    are numpy.array_split's (16 in 5 steps: 4, 3, 3, 3, 3), committed tokens never change in the draft."""
+    grid = int(n_tokens ** 0.5)
+    mg = small_maskgit(grid)
+    seen = record_maskgit_inputs(mg)
+    cond = torch.randn(2, grid, grid, 6)
+    out = mg.sample(cond, draft, 0, 4, 1.0, torch.Generator().manual_seed(0)).flatten(1)
+    sizes = [len(c) for c in np.array_split(np.arange(n_tokens), draft)]
+    assert len(seen) == draft
+    masked = [(x == mg.mask_id) for x in seen]
+    assert int(masked[0].sum(1).min()) == n_tokens                      # starts all masked
+    committed = [int(masked[k][0].sum() - masked[k + 1][0].sum()) for k in range(draft - 1)]
+    assert committed == sizes[:-1]
+    assert int(masked[-1][0].sum()) == sizes[-1]
+    assert torch.equal(masked[0][0], masked[0][1]) and torch.equal(masked[2][0], masked[2][1])  # one order per batch
+    for k in range(draft - 1):                                           # masked sets only shrink
+        assert not bool((masked[k + 1] & ~masked[k]).any())
+        keep = ~masked[k + 1]
+        assert torch.equal(seen[k + 1][keep & ~masked[k]], seen[k][keep & ~masked[k]])
+    assert not bool((out == mg.mask_id).any())
+
+
+def test_each_revision_round_redraws_every_token_once():
+    mg = small_maskgit(4)
+    seen = record_maskgit_inputs(mg)
+    cond = torch.randn(2, 4, 4, 6)
+    draft, rounds, steps = 3, 2, 4
+    out = mg.sample(cond, draft, rounds, steps, 1.0, torch.Generator().manual_seed(1)).flatten(1)
+    assert len(seen) == draft + rounds * steps
+    seen.append(out)
+    for r in range(rounds):
+        calls = list(range(draft + r * steps, draft + (r + 1) * steps))
+        masks = [seen[c][0] == mg.mask_id for c in calls]
+        assert [int(m.sum()) for m in masks] == [4, 4, 4, 4]            # T_revise equal chunks
+        assert torch.equal(torch.stack(masks).sum(0), torch.ones(16, dtype=torch.long))   # each token once
+        for c, m in zip(calls, masks):
+            nxt = seen[c + 1]
+            # between two calls only the chunk just drawn (and the next one, now masked) differ
+            nxt_mask = nxt[0] == mg.mask_id
+            same = ~m & ~nxt_mask
+            assert torch.equal(seen[c][:, same], nxt[:, same])
+            assert not bool((nxt[:, m & ~nxt_mask] == mg.mask_id).any())   # the chunk got drawn
+    # the order is the seed's, and another seed orders differently
+    order = lambda seed: torch.cat(mg.random_chunks(steps, torch.Generator().manual_seed(seed), "cpu"))
+    assert torch.equal(order(1), order(1)) and not torch.equal(order(1), order(2))
+
+
+def test_sampler_determinism_and_methods_differ():
+    mg = small_maskgit(4)
+    cond = torch.randn(3, 4, 4, 6)
+    run = lambda seed, method="draft-revise": mg.sample(cond, 4, 2, 4, 1.0, torch.Generator().manual_seed(seed),
+                                                        method=method)
+    assert torch.equal(run(7), run(7)) and not torch.equal(run(7), run(8))
+    assert torch.equal(run(7, "confidence"), run(7, "confidence"))
+    assert not torch.equal(run(7), run(7, "confidence"))
+
+
+def test_sampler_flag_is_shared_and_defaults_to_teco():
+    args = build_parser().parse_args(["--ckpt", "r", "--out", "o.npz"])
+    assert Sampler.from_args(args).method == "draft-revise"
+    cfg = get_config("dmlab")
+    assert Sampler.from_args(args).resolve(cfg) == dict(draft_steps=8, revise_rounds=2, revise_steps=8,
+                                                        temperature=1.0, sampler="draft-revise")
+    args = build_parser().parse_args(["--ckpt", "r", "--out", "o.npz", "--sampler", "confidence"])
+    assert Sampler.from_args(args).resolve(cfg)["sampler"] == "confidence"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--ckpt", "r", "--out", "o.npz", "--sampler", "nope"])
+    with pytest.raises(ValueError):
+        Sampler(method="nope")
+    from teco.evaluate import build_parser as eval_parser
+    eval_args = [a for a in eval_parser()._actions if "--sampler" in a.option_strings]
+    assert eval_args and eval_args[0].default == "draft-revise"
+    model = tiny_model()
+    cond, actions = inputs(C=2, L=1)
+    for method in ("draft-revise", "confidence"):
+        out = sample(model, cond, actions, 1, generator=torch.Generator().manual_seed(0), sampler=method, **OPTS)
+        assert out.shape == (2, 3, 16, 16)
 
 
 def test_write_grid_gif_and_mp4(tmp_path):
