@@ -45,9 +45,72 @@ def _pad_to(frames: np.ndarray, multiple: int, value: int) -> np.ndarray:
     return out
 
 
-def write_grid(path, videos, rows: int | None = None, fps: float = 10.0, pad: int = 2, scale: int = 1) -> str:
+COND_COLOR = (40, 160, 60)      # border while the frames are conditioning (given) frames
+PRED_COLOR = (220, 40, 40)      # border once they are predicted
+
+
+def grid_shape(n: int, rows: int | None = None) -> tuple[int, int]:
+    """(rows, cols) that tile() uses for n videos."""
+    rows = rows or int(math.ceil(math.sqrt(n)))
+    cols = int(math.ceil(n / rows))
+    return int(math.ceil(n / cols)), cols
+
+
+def annotate(frames: np.ndarray, cell: tuple[int, int], pad: int, cols: int, labels: Sequence[str] | None = None,
+             boundary: int | None = None, title: str | None = None) -> np.ndarray:
+    """Add to a tiled animation (T, H, W, 3) (cells of `cell` = (h, w) px, `pad` px apart, all already at
+    display scale): a header naming each column (`labels`), and when `boundary` is given, the padding
+    around every cell drawn green for frames < boundary (conditioning) and red from it on (predicted),
+    with a caption saying which. Returns a new, taller array."""
+    from PIL import Image, ImageDraw
+    t_len, H, W, _ = frames.shape
+    if boundary is not None:
+        # the padding is everything outside the cells: colour it per frame
+        inside = np.zeros((H, W), bool)
+        ch, cw = cell
+        for y in range(pad, H - ch + 1, ch + pad):
+            for x in range(pad, W - cw + 1, cw + pad):
+                inside[y:y + ch, x:x + cw] = True
+        frames = frames.copy()
+        for t in range(t_len):
+            frames[t][~inside] = COND_COLOR if t < boundary else PRED_COLOR
+    lines = (1 if labels else 0) + (1 if boundary is not None or title else 0)
+    if not lines:
+        return frames
+    line_h = 14
+    head = lines * line_h + 4
+    out = np.full((t_len, H + head, W, 3), 255, np.uint8)
+    out[:, head:] = frames
+    base = Image.new("RGB", (W, head), "white")
+    d = ImageDraw.Draw(base)
+    if labels:
+        for c, text in enumerate(labels[:cols]):
+            x0 = pad + c * (cell[1] + pad)
+            w = d.textlength(text)
+            d.text((x0 + max(0, (cell[1] - w) / 2), 2), text, fill="black")
+    base = np.asarray(base)
+    for t in range(t_len):
+        img = Image.fromarray(base.copy())
+        if boundary is not None or title:
+            d = ImageDraw.Draw(img)
+            y = 2 + (line_h if labels else 0)
+            parts = [title] if title else []
+            if boundary is not None:
+                state = "conditioning (given)" if t < boundary else f"predicted, +{t - boundary + 1}"
+                parts.append(f"frame {t + 1}/{t_len}: {state}")
+            d.text((pad, y), "   ".join(parts),
+                   fill=(COND_COLOR if boundary is None or t < boundary else PRED_COLOR) if boundary is not None
+                   else "black")
+        out[t, :head] = np.asarray(img)
+    return out
+
+
+def write_grid(path, videos, rows: int | None = None, fps: float = 10.0, pad: int = 2, scale: int = 1,
+               labels: Sequence[str] | None = None, boundary: int | None = None, title: str | None = None) -> str:
     """Tile `videos` (uint8 (N, T, H, W, 3), array or list) into one animation at `path` (.gif or .mp4),
-    each pixel repeated `scale` times (64x64 frames are small on a screen)."""
+    each pixel repeated `scale` times (64x64 frames are small on a screen). Optional (annotate()):
+    `labels` names the columns, `boundary` = the first predicted frame marks conditioning vs predicted
+    frames with green / red cell borders and a caption, `title` a caption line."""
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in FORMATS:
@@ -57,9 +120,17 @@ def write_grid(path, videos, rows: int | None = None, fps: float = 10.0, pad: in
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise FileNotFoundError(f"cannot write {path}: folder {parent} does not exist")
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
     frames = tile(videos, rows, pad)
     if scale > 1:
         frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    if labels is not None or boundary is not None or title:
+        v0 = videos[0]
+        n = len(videos)
+        _, cols = grid_shape(n, rows)
+        frames = annotate(frames, (v0.shape[1] * scale, v0.shape[2] * scale), pad * scale, cols,
+                          labels, boundary, title)
     if suffix == ".gif":
         import imageio.v3 as iio
         iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)

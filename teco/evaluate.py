@@ -9,13 +9,24 @@
 * Revisit consistency (teco/revisit.py) on the PSNR/SSIM samples.
 * `--baseline RUN` evaluates a second TECO (e.g. trained with `train-teco --context 16`) on exactly
   the same examples and random seeds, reported side by side.
-LPIPS and I3D weights come from local files only; without them those metrics are {"skipped": reason}.
+* Consistency (`--short-context K`, default the baseline's context or 16): PSNR / SSIM / LPIPS on
+  predicted frames whose place (pose within the revisit tolerances) was last seen more than K frames
+  earlier but within the model's context ("memory" frames: a K-frame model cannot see them), on frames
+  whose place was never seen earlier in the window ("novel") and on those seen within K ("recent");
+  mean and spread over the runs (each run = one sampling seed), with the frame counts.
+* Copy-last-frame: the same frame metrics for repeating the last conditioning frame (a floor).
+* Learning beyond copying (teco.metrics.LearningStats), teacher-forced on the held-out examples' codes.
+LPIPS and I3D weights: the given file, else the standard PyTorch cache (torch.hub.get_dir()/checkpoints;
+teco/lpips.py, teco/i3d.py name the files); nothing is downloaded; without them those metrics are
+{"skipped": reason naming the file to put where}.
 
 metrics.json: {"store", "dataset", "test_episodes", "protocol": {frame counts, batch_size, runs,
 examples_per_run, seed}, "notes": [...], "models": {"teco" | "baseline": {"psnr" | "ssim" | "lpips" | "fvd"
 | "fvd_kinetics": {"mean", "std", "per_run"} or {"skipped"}, "per_step": {metric: [horizon values]},
-"revisit": {...}, "sampler", "max_context", "train_step", "seconds"}}, "side_by_side": {row: {model: value}},
-"curve_png"}. Per-frame PSNR is capped at 100 dB before averaging (an exact frame would be +inf).
+"revisit": {...}, "consistency": {"short_context", "long_context", "memory" | "novel" | "recent": {"frames",
+metric: {"mean", "std", "per_run"}}}, "learning": {...}, "sampler", "max_context", "train_step", "seconds"},
+"copy_last_frame": {the frame metrics, per_step, consistency}}, "sampling_seeds": [per run], "fvd_detector",
+"side_by_side": {row: {model: value}}, "curve_png"}. Per-frame PSNR is capped at 100 dB before averaging (an exact frame would be +inf).
 """
 from __future__ import annotations
 
@@ -34,8 +45,8 @@ from storage import StoreError, StoreReader
 from storage.cli_util import run_main
 
 from .episodes import EpisodeUnreadable, missing_objects, read_checked
-from .metrics import LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize
-from .revisit import RevisitStats, match_revisits, tolerances
+from .metrics import LearningStats, LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize
+from .revisit import RevisitStats, last_seen_gaps, match_revisits, tolerances
 from .runlog import resolve_device
 from .runs import write_json
 from .sample import Sampler
@@ -110,6 +121,13 @@ class Model:
         self.train = [int(i) for i in split.get("train", [])]
         self.vqgan_hash = (self.info.get("vqgan") or {}).get("hash")
 
+    @property
+    def context(self) -> int:
+        """Frames of the past one prediction can attend to: the sliding window of sampling (seq_len - 1),
+        narrowed by --context."""
+        cfg = self.teco.cfg
+        return min(cfg.seq_len - 1, cfg.max_context or cfg.seq_len)
+
     def check_store(self, reader: StoreReader) -> None:
         res = getattr(getattr(self.vqgan, "cfg", None), "resolution", None)
         c = reader.config
@@ -135,13 +153,29 @@ class Model:
         return torch.from_numpy(decode_codes(self.vqgan, out[:, cond:]))
 
 
+class CopyLast:
+    """The trivial predictor: every predicted frame repeats the last conditioning frame."""
+    run_dir, context, fvd = "copy-last-frame", None, False
+
+    def store_codes(self, reader) -> bool:
+        return False
+
+    def predict(self, video, actions, cond, codes, generator) -> torch.Tensor:
+        return video[:, cond - 1:cond].expand(-1, video.shape[1] - cond, *video.shape[2:]).clone()
+
+
 # -- optional backbones ----------------------------------------------------------------------------
 
-def load_optional(path: str | None, what: str, flag: str, loader):
-    """(object, None) or (None, reason) for a metric backbone given by a local file."""
-    if not path:
-        return None, f"no {what} weights given ({flag} PATH); nothing is downloaded"
-    return loader(path), None
+def load_optional(path: str | None, finder, loader):
+    """(object, None, file) from the given path or the hub cache, or (None, reason, None) when there is no
+    file anywhere (the reason says which file to put where). A given file that fails to load is an error."""
+    try:
+        found = finder(path)
+    except FileNotFoundError as e:
+        if path:
+            raise
+        return None, str(e).splitlines()[0], None
+    return loader(found), None, found
 
 
 # -- one model over the protocol -----------------------------------------------------------------
@@ -164,6 +198,11 @@ class Evaluation:
         self.reader, self.protocol, self.plan = reader, protocol, plan
         self.sample_batch, self.seed, self.lpips, self.i3d = sample_batch, seed, lpips, i3d
         self.revisit, self.device = revisit, device
+        self.short_context = 16
+
+    def sampling_seeds(self) -> list[int]:
+        """The seed of each run's first sampling batch (later batches: teco/evaluate.py _generator)."""
+        return [int(self._generator("frames", r, 0).initial_seed()) for r in range(len(self.plan["frames"]))]
 
     def _batches(self, task: str, run: int, use_codes: bool):
         """Yield (chunk index, video uint8 (B, n, H, W, 3), actions (B, n), pose (B, n, P), conditioning
@@ -195,6 +234,8 @@ class Evaluation:
         use_codes = model.store_codes(self.reader)
         out = self._frames(model, bar, use_codes)
         for task in ("fvd", "fvd_kinetics"):
+            if not getattr(model, "fvd", True):
+                continue
             out[task] = self._fvd(model, task, bar, use_codes) if self.i3d[0] is not None else {"skipped": self.i3d[1]}
         out["seconds"] = round(time.time() - t0, 2)
         return out
@@ -206,8 +247,13 @@ class Evaluation:
         step_sum = {m: torch.zeros(self.protocol.horizon, dtype=torch.float64) for m in names}
         step_count = 0
         stats = RevisitStats() if "skipped" not in self.revisit else None
+        groups = ("memory", "novel", "recent")
+        cons = {g: {m: [] for m in names} for g in groups}       # per run: mean over the group's frames
+        counts = {g: 0 for g in groups}
+        long = model.context
         for run in range(len(self.plan["frames"])):
             run_vals = {m: [] for m in names}
+            run_masks = {g: [] for g in groups}
             for chunk, video, actions, pose, codes in self._batches("frames", run, use_codes):
                 pred = model.predict(video, actions, cond, codes, self._generator("frames", run, chunk))
                 truth = video[:, cond:]
@@ -220,6 +266,12 @@ class Evaluation:
                 step_count += video.shape[0]
                 if stats is not None:
                     for b in range(video.shape[0]):
+                        gaps = last_seen_gaps(pose[b], self.revisit["radius"], self.revisit["yaw_tolerance"])[cond:]
+                        in_ctx = np.ones_like(gaps, bool) if long is None else gaps <= long
+                        masks = {"memory": (gaps > self.short_context) & in_ctx, "novel": gaps < 0,
+                                 "recent": (gaps >= 1) & (gaps <= self.short_context)}
+                        for g in groups:
+                            run_masks[g].append(torch.from_numpy(masks[g]))
                         matches = match_revisits(pose[b, :cond], pose[b, cond:], self.revisit["radius"],
                                                  self.revisit["yaw_tolerance"])
                         stats.add(pred[b], truth[b], video[b, :cond], matches, vals["psnr"][b], vals["ssim"][b],
@@ -227,12 +279,52 @@ class Evaluation:
                 bar.update(video.shape[0])
             for m in names:
                 per_run[m].append(finite_mean(torch.cat(run_vals[m])))
+            if stats is not None:
+                for g in groups:
+                    mask = torch.cat(run_masks[g])                         # (examples, horizon)
+                    if run == 0:
+                        counts[g] = int(mask.sum())
+                    for m in names:
+                        v = torch.cat(run_vals[m])[mask]
+                        cons[g][m].append(finite_mean(torch.clamp(v.double(), max=100.0)) if v.numel() else math.nan)
         out = {m: summarize(per_run[m]) for m in names}
+        if stats is not None:
+            out["consistency"] = {"short_context": self.short_context, "long_context": long,
+                                  **{g: {"frames_per_run": counts[g],
+                                         **{m: (summarize(cons[g][m]) if counts[g] else None) for m in names}}
+                                     for g in groups}}
         if "lpips" not in names:
             out["lpips"] = {"skipped": self.lpips[1]}
         out["per_step"] = {m: [float(v) for v in step_sum[m] / step_count] for m in names}
         out["revisit"] = dict(self.revisit, **stats.summary()) if stats is not None else self.revisit
         return out
+
+    @torch.no_grad()
+    def learning(self, model: Model, batch: int = 8) -> dict:
+        """LearningStats on the first run's examples: windows of the model's seq_len frames from each
+        example's start, teacher-forced on the store's codes (or the frames encoded by its VQ-GAN)."""
+        cfg, stats = model.teco.cfg, LearningStats(self.seed)
+        examples = self.plan["frames"][0]
+        T = min(cfg.seq_len, self.reader.config.length)
+        use_codes = model.store_codes(self.reader)
+        dev = model.teco.vq_embed.device
+        for k in range(0, len(examples), batch):
+            codes, acts = [], []
+            for e, s in examples[k:k + batch]:
+                s = min(s, self.reader.config.length - T)
+                c = None
+                if use_codes:
+                    try:
+                        c = torch.from_numpy(read_test(self.reader, "codes", e, s, s + T).astype(np.int64))
+                    except EpisodeUnreadable:
+                        c = None
+                if c is None or bool((c < 0).any()):
+                    from .encode import encode_frames
+                    c = encode_frames(model.vqgan, read_test(self.reader, "video", e, s, s + T))
+                codes.append(c)
+                acts.append(torch.from_numpy(read_test(self.reader, "actions", e, s, s + T).astype(np.int64)))
+            stats.add(model.teco, torch.stack(codes).to(dev), torch.stack(acts).to(dev))
+        return {"windows": len(examples), "window_frames": T, **stats.summary()}
 
     def _fvd(self, model: Model, task: str, bar: tqdm, use_codes: bool) -> dict:
         from .i3d import i3d_features
@@ -267,7 +359,18 @@ def side_by_side(models: dict[str, dict]) -> dict:
             "revisit_ssim_vs_truth": ("revisit", "revisited", "ssim_vs_truth"),
             "revisit_psnr_vs_earlier": ("revisit", "revisited", "psnr_vs_earlier"),
             "novel_psnr_vs_truth": ("revisit", "novel", "psnr_vs_truth"),
-            "novel_ssim_vs_truth": ("revisit", "novel", "ssim_vs_truth")}
+            "novel_ssim_vs_truth": ("revisit", "novel", "ssim_vs_truth"),
+            "memory_psnr": ("consistency", "memory", "psnr", "mean"),
+            "novel_psnr": ("consistency", "novel", "psnr", "mean"),
+            "memory_ssim": ("consistency", "memory", "ssim", "mean"),
+            "novel_ssim": ("consistency", "novel", "ssim", "mean"),
+            "memory_lpips": ("consistency", "memory", "lpips", "mean"),
+            "novel_lpips": ("consistency", "novel", "lpips", "mean"),
+            "memory_frames_per_run": ("consistency", "memory", "frames_per_run"),
+            "prior_nll_per_token": ("learning", "prior_nll_per_token"),
+            "code_entropy": ("learning", "code_entropy"),
+            "next_frame_acc": ("learning", "next_frame_acc"),
+            "copy_acc": ("learning", "copy_acc")}
     return {row: {name: pick(res, *path) for name, res in models.items()} for row, path in rows.items()}
 
 
@@ -314,8 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="metrics JSON to write")
     p.add_argument("--plot", help="per-step curve PNG (default: next to --out, suffix _curve.png)")
     p.add_argument("--baseline", help="a second run (e.g. train-teco --context 16) evaluated side by side")
-    p.add_argument("--lpips-weights", help="local LPIPS weights (see teco/lpips.py for the layouts)")
-    p.add_argument("--i3d-weights", help="local I3D weights for FVD (see teco/i3d.py for the layouts)")
+    p.add_argument("--lpips-weights", help="local LPIPS weights (default: the torch hub cache; teco/lpips.py)")
+    p.add_argument("--i3d-weights", help="local I3D weights for FVD (default: i3d_torchscript.pt in the torch hub "
+                                         "cache, the paper-comparable detector; teco/i3d.py)")
+    p.add_argument("--short-context", type=int,
+                   help="consistency split: frames last seen more than K frames earlier (default: the baseline's "
+                        "context, else 16)")
+    p.add_argument("--no-learning", action="store_true", help="skip the teacher-forced learning figures")
     p.add_argument("--batch-size", type=int, default=256, help="examples per run (the paper: 256)")
     p.add_argument("--runs", type=int, default=4, help="runs averaged (the paper: 4)")
     p.add_argument("--sample-batch", type=int, default=32, help="examples sampled at once (memory)")
@@ -382,9 +490,12 @@ def _main(argv) -> int:
         raise StoreError(f"{reader.url}: test episodes have missing objects ({'; '.join(lost[:3])}); repair the "
                          "store (`teco-store verify` names the damage)")
 
-    lpips = load_optional(args.lpips_weights, "LPIPS", "--lpips-weights", lambda p: LPIPSMetric(p, device))
-    from .i3d import load_i3d
-    i3d = load_optional(args.i3d_weights, "I3D", "--i3d-weights", lambda p: load_i3d(p, device))
+    from . import lpips as lpips_mod
+    from .i3d import describe, find_i3d, load_i3d
+    lp_files = {}
+    lpips = load_optional(args.lpips_weights, lambda p: lp_files.setdefault("f", lpips_mod.find_weights(p)),
+                          lambda f: LPIPSMetric(f[0], device, backbone=f[1]))
+    i3d = load_optional(args.i3d_weights, find_i3d, lambda p: load_i3d(p, device))
     tasks = protocol.tasks(fvd=i3d[0] is not None)
     need = {t: total for t, (_, total) in tasks.items()}
     if cfg.length < max(need.values()):
@@ -403,21 +514,36 @@ def _main(argv) -> int:
     revisit = revisit_setup(reader, args)
 
     ev = Evaluation(reader, protocol, plan, args.sample_batch, args.seed, lpips, i3d, revisit, device)
-    total = sum(len(r) for p in plan.values() for r in p) * len(models)
+    short = args.short_context
+    if short is None:
+        short = models["baseline"].context if "baseline" in models else 16
+    if short < 0:
+        raise ValueError(f"--short-context must be >= 0, got {short}")
+    ev.short_context = short
+    total = sum(len(r) for p in plan.values() for r in p) * len(models) + len(plan["frames"]) * per_run
     results = {}
     with tqdm(total=total, desc=PROG, unit="example") as bar:
         for name, m in models.items():
             results[name] = {"run": os.path.abspath(m.run_dir), "max_context": m.teco.cfg.max_context,
-                             "train_step": m.info.get("step"), "sampler": m.sampler, **ev.run(m, bar)}
+                             "context": m.context, "train_step": m.info.get("step"), "sampler": m.sampler,
+                             **ev.run(m, bar)}
+            if not args.no_learning:
+                results[name]["learning"] = ev.learning(m)
+        copy = CopyLast()
+        copy.context = max(m.context for m in models.values())
+        copy_res = ev.run(copy, bar)
 
     plot = args.plot or os.path.splitext(args.out)[0] + "_curve.png"
     report = {
         "store": reader.url, "dataset": cfg.dataset, "test_episodes": len(test),
         "protocol": {**asdict(protocol), "batch_size": args.batch_size, "runs": args.runs,
                      "examples_per_run": per_run, "seed": args.seed},
-        "notes": notes, "models": results, "side_by_side": side_by_side(results), "curve_png": os.path.abspath(plot),
+        "notes": notes, "models": results, "copy_last_frame": copy_res, "sampling_seeds": ev.sampling_seeds(),
+        "lpips_weights": lp_files.get("f") if lpips[0] is not None else None,
+        "fvd_detector": describe(i3d[0], i3d[2]) if i3d[0] is not None else None,
+        "side_by_side": side_by_side({**results, "copy_last_frame": copy_res}), "curve_png": os.path.abspath(plot),
     }
-    draw_curves(plot, {n: r["per_step"] for n, r in results.items()})
+    draw_curves(plot, {**{n: r["per_step"] for n, r in results.items()}, "copy_last_frame": copy_res["per_step"]})
     write_json(args.out, _finite(report))
     for row, vals in report["side_by_side"].items():
         print(f"{row:26s} " + "  ".join(f"{n}={_fmt(v)}" for n, v in vals.items()))

@@ -16,6 +16,13 @@ Checkpoints `load_i3d(path)` accepts (nothing is ever downloaded):
   * a TorchScript archive of the Kinetics-400 I3D called as
     `detector(x, rescale=False, resize=False, return_features=True)` on (B, 3, T, 224, 224) in [-1, 1]
     returning (B, 400), e.g. `i3d_torchscript.pt` of StyleGAN-V / fvd-comparison.
+
+Paper-comparable FVD: TECO computed FVD with the TF-Hub module `i3d-kinetics-400/1`. `i3d_torchscript.pt`
+(the detector of StyleGAN-V-style FVD code) is a TorchScript export of that Kinetics-400 network and is
+the one whose numbers compare with the paper's table; pytorch-i3d's `rgb_imagenet.pt` is the same
+architecture converted from DeepMind's checkpoint through another route, not checked against TF-Hub
+here. Without a given path, `find_i3d` looks in `torch.hub.get_dir()/checkpoints` for
+`i3d_torchscript.pt`, then `rgb_imagenet.pt`.
 """
 from __future__ import annotations
 
@@ -197,3 +204,32 @@ def i3d_features(model: nn.Module, videos, device: torch.device | str = "cpu", b
         out.append(model(x).double().cpu())
     return torch.cat(out) if out else torch.zeros(0, getattr(model, "num_classes", 400), dtype=torch.float64)
 
+
+
+HUB_FILES = ("i3d_torchscript.pt", "rgb_imagenet.pt")   # preference order: the paper-comparable one first
+PAPER_COMPARABLE = "i3d_torchscript.pt"
+
+
+def find_i3d(path: str | None = None) -> str:
+    """The I3D file to use: `path` when given (must exist), else the first of HUB_FILES in the hub cache.
+    FileNotFoundError saying which file to put where when there is none."""
+    import torch.hub
+    if path is not None:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"I3D weights {path} not found")
+        return path
+    hub = os.path.join(torch.hub.get_dir(), "checkpoints")
+    for name in HUB_FILES:
+        f = os.path.join(hub, name)
+        if os.path.isfile(f):
+            return f
+    raise FileNotFoundError(f"no I3D weights: pass --i3d-weights FILE or put {PAPER_COMPARABLE} (the Kinetics-400 "
+                            f"TorchScript detector of StyleGAN-V's FVD, equivalent to the paper's TF-Hub "
+                            f"i3d-kinetics-400) in {hub}/")
+
+
+def describe(model: nn.Module, path: str) -> dict:
+    """What metrics.json records about the FVD detector."""
+    scripted = isinstance(model, _ScriptedI3D)
+    return {"file": os.path.abspath(path), "kind": "torchscript" if scripted else "pytorch-i3d state dict",
+            "paper_comparable": scripted and os.path.basename(path) == PAPER_COMPARABLE}

@@ -10,6 +10,11 @@ so these state-dict layouts load by key mapping (any prefix, e.g. `module.` or `
   `lpips/weights/v0.1/{vgg,alex}.pth` (heads only) plus `backbone=` the torchvision file.
 
 The network (vgg or alex) is inferred from the first conv's kernel size or the heads' widths.
+
+Without a given file, `find_weights` looks in the standard PyTorch cache, `torch.hub.get_dir()/checkpoints`:
+the heads as `lpips_vgg.pth` or `vgg.pth` (the lpips package's `weights/v0.1/vgg.pth`; it is also taken
+from an installed lpips package) and the backbone `vgg16-397923af.pth` (where
+`torchvision.models.vgg16(weights="IMAGENET1K_V1")` downloads it).
 """
 from __future__ import annotations
 
@@ -157,3 +162,60 @@ def _infer_net(mapped: dict, path) -> str:
                for i, c in enumerate(spec["channels"])):
             return net
     raise ValueError(f"{path} holds no LPIPS weights (no net.slice*/features.* or lin* keys)")
+
+
+HUB_HEADS = ("lpips_vgg.pth", "vgg.pth")   # the lpips package's weights/v0.1/vgg.pth (VGG heads)
+HUB_BACKBONE = "vgg16-397923af.pth"        # torchvision's ImageNet VGG16, as torchvision caches it
+
+
+def hub_checkpoints() -> str:
+    """The standard PyTorch weights cache: torch.hub.get_dir()/checkpoints (TORCH_HOME aware)."""
+    import torch.hub
+    return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def _package_heads() -> str | None:
+    """weights/v0.1/vgg.pth of an installed lpips package, found without importing it."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec("lpips")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        f = os.path.join(folder, "weights", "v0.1", "vgg.pth")
+        if os.path.isfile(f):
+            return f
+    return None
+
+
+def missing_message() -> str:
+    hub = hub_checkpoints()
+    return (f"no LPIPS weights: pass --lpips-weights FILE, or put the lpips package's weights/v0.1/vgg.pth at "
+            f"{os.path.join(hub, HUB_HEADS[0])} and torchvision's {HUB_BACKBONE} in {hub}/ "
+            "(torchvision.models.vgg16(weights='IMAGENET1K_V1') downloads it there)")
+
+
+def find_weights(path: str | None = None, backbone: str | None = None) -> tuple[str, str | None]:
+    """(weights file, backbone file or None) for LPIPS.from_file: the given files, completed from the hub
+    cache (a heads-only file gets the cached VGG16 backbone); with no path, the hub cache alone.
+    FileNotFoundError saying which file to put where when nothing usable is found."""
+    hub = hub_checkpoints()
+    cached_backbone = os.path.join(hub, HUB_BACKBONE)
+    if path is not None:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"LPIPS weights file {path} does not exist")
+        if backbone is None and not any(k.startswith("features.") for k in _map_keys(_load_state(path))):
+            backbone = cached_backbone if os.path.isfile(cached_backbone) else None
+        return path, backbone
+    heads = next((f for f in [os.path.join(hub, n) for n in HUB_HEADS] + [_package_heads()]
+                  if f and os.path.isfile(f)), None)
+    if heads is None:
+        raise FileNotFoundError(missing_message())
+    if any(k.startswith("features.") for k in _map_keys(_load_state(heads))):
+        return heads, None
+    if backbone is None and not os.path.isfile(cached_backbone):
+        raise FileNotFoundError(f"found the LPIPS heads {heads} but not the VGG16 backbone: put torchvision's "
+                                f"{HUB_BACKBONE} in {hub}/ or pass --lpips-weights with a merged file")
+    return heads, backbone or cached_backbone

@@ -91,10 +91,12 @@ def ssim(pred, target, device=None, window: int = SSIM_WINDOW, sigma: float = SS
 class LPIPSMetric:
     """Per-frame LPIPS distance with the perceptual network of teco/lpips.py, loaded from a local file."""
 
-    def __init__(self, path: str, device: torch.device | str = "cpu", batch_size: int = 64):
-        from teco.lpips import LPIPS   # deferred: only needed when the user gives weights
+    def __init__(self, path: str, device: torch.device | str = "cpu", batch_size: int = 64,
+                 backbone: str | None = None):
+        from teco.lpips import LPIPS   # deferred: only needed when weights are there
         self.device = torch.device(device)
-        self.net = LPIPS.from_file(path).to(self.device).eval()
+        self.net = LPIPS.from_file(path, backbone=backbone).to(self.device).eval()
+        self.files = [path] + ([backbone] if backbone else [])
         self.batch_size = batch_size
 
     @torch.no_grad()
@@ -163,3 +165,75 @@ def summarize(values) -> dict:
 def finite_mean(x: torch.Tensor) -> float:
     """Mean of a metric tensor; an exact reconstruction's +inf PSNR would swamp it, so it is capped at 100 dB."""
     return float(torch.clamp(x.double(), max=100.0).mean()) if x.numel() else math.nan
+
+
+# -- learning beyond copying (held-out, teacher-forced) ------------------------------------------------
+
+class LearningStats:
+    """Does a TECO predict the next frame better than the trivial answers? Accumulated over held-out
+    windows of true VQ-GAN codes, every frame's context being the true past (teacher forcing):
+
+    * prior_nll_per_token: NLL (nats) of TECO's latent codes z_t under the MaskGit prior with every token
+      masked, i.e. predicted from h_t (the past) alone; vs code_entropy, the entropy of the same codes'
+      frequencies (what a prior that ignores the past achieves at best). Below it = the prior uses the past.
+    * prior_masked_nll_per_token: the training objective (random cosine-schedule mask, fixed seed) per
+      masked token, for comparison with train-teco's prior_loss / tokens.
+    * next_frame_acc: VQ-GAN code accuracy of the greedy next frame (prior argmax with all tokens masked,
+      then the decoder's argmax) vs copy_acc, the accuracy of copying the previous frame's codes.
+    * posterior_acc: the decoder's accuracy from the posterior latent (it has seen the target frame):
+      train-teco's recon_acc, an upper bound for next_frame_acc.
+    """
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.sums: dict[str, float] = {}
+        self.counts: torch.Tensor | None = None
+
+    def _add(self, k: str, v) -> None:
+        self.sums[k] = self.sums.get(k, 0.0) + float(v)
+
+    @torch.no_grad()
+    def add(self, model, codes: torch.Tensor, actions: torch.Tensor) -> None:
+        """codes long (B, T, G, G), actions long (B, T) on the model's device."""
+        was_training = model.training
+        model.eval()
+        try:
+            cfg, prior = model.cfg, model.prior
+            n = cfg.n_cond
+            z, z_codes, _ = model.encode(codes)
+            h = model.temporal(z, actions)[:, n:].flatten(0, 1)                 # (N, E, g, g)
+            zc = z_codes.flatten(0, 1)                                          # (N, g, g)
+            hc = h.permute(0, 2, 3, 1)
+            logits = prior(torch.full_like(zc, prior.mask_id), hc).float()      # (N, g, g, V)
+            self._add("nll_sum", F.cross_entropy(logits.reshape(-1, prior.vocab_size), zc.reshape(-1),
+                                                 reduction="sum"))
+            gen = torch.Generator().manual_seed(self.seed + int(self.sums.get("tokens", 0)))
+            mask = prior.random_mask(zc.shape[0], gen, zc.device)
+            loss, _ = prior.masked_loss(zc, mask, hc)
+            self._add("masked_nll_sum", loss / (prior.grid ** 2) * zc.shape[0])
+            self._add("masked_frames", zc.shape[0])
+            self._add("tokens", zc.numel())
+            counts = torch.bincount(zc.reshape(-1).cpu(), minlength=prior.vocab_size).double()
+            self.counts = counts if self.counts is None else self.counts + counts
+            target, prev = codes[:, n:].flatten(0, 1), codes[:, n - 1:-1].flatten(0, 1)
+            zhat = model.codebook.embed(logits.argmax(-1)).permute(0, 3, 1, 2)
+            self._add("next_correct", (model.decode_logits(h, zhat).argmax(-1) == target).sum())
+            zq = z[:, n:].flatten(0, 1)
+            self._add("posterior_correct", (model.decode_logits(h, zq).argmax(-1) == target).sum())
+            self._add("copy_correct", (prev == target).sum())
+            self._add("codes", target.numel())
+            self._add("frames", target.shape[0])
+        finally:
+            model.train(was_training)
+
+    def summary(self) -> dict:
+        s = self.sums
+        if not s.get("tokens"):
+            return {"frames": 0}
+        p = self.counts / self.counts.sum()
+        entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
+        return {"frames": int(s["frames"]), "tokens": int(s["tokens"]),
+                "prior_nll_per_token": s["nll_sum"] / s["tokens"], "code_entropy": entropy,
+                "prior_masked_nll_per_token": s["masked_nll_sum"] / s["masked_frames"],
+                "next_frame_acc": s["next_correct"] / s["codes"], "copy_acc": s["copy_correct"] / s["codes"],
+                "posterior_acc": s["posterior_correct"] / s["codes"]}

@@ -99,3 +99,58 @@ class RevisitStats:
         n_nov = sum(int(x.numel()) for x in self.novel["psnr_vs_truth"])
         return {"examples": self.examples, "revisited_frames": n_rev, "novel_frames": n_nov,
                 "revisited": mean(self.revisit), "novel": mean(self.novel)}
+
+
+# -- revisits across one whole window (conditioning and predicted frames alike) ------------------------
+
+def last_seen_gaps(pose: np.ndarray, radius: float, yaw_tol: float, after_leaving: bool = False) -> np.ndarray:
+    """For each frame t of one episode window, how many frames ago its place (position within `radius`,
+    heading within `yaw_tol`) was last seen: t - s for the latest s < t that matches, -1 if none.
+
+    pose (T, P >= 4) -> (T,) int64. after_leaving=False counts any earlier matching frame, so a frame
+    whose place is still in view one step earlier has gap 1: the figure that decides whether a model
+    with a k-frame context can see the place (gap <= k). after_leaving=True skips the current stay
+    (the unbroken run of matching frames just before t) and measures the gap to the visit before it:
+    the figure for "the agent left and came back".
+    """
+    pose = np.asarray(pose, np.float64)
+    if pose.ndim != 2 or pose.shape[1] < 4:
+        raise ValueError(f"pose must be (frames, P >= 4) with x, y, z, yaw first, got {pose.shape}")
+    T = pose.shape[0]
+    dist = np.linalg.norm(pose[:, None, :3] - pose[None, :, :3], axis=-1)
+    ok = (dist <= radius) & (yaw_difference(pose[:, None, 3], pose[None, :, 3]) <= yaw_tol)   # (T, T)
+    gaps = np.full(T, -1, np.int64)
+    for t in range(1, T):
+        row = ok[t, :t]
+        if after_leaving:
+            broken = np.flatnonzero(~row)             # frames that do not show the place
+            if not len(broken):
+                continue                              # in view the whole time: never left
+            row = row[:broken[-1]]                    # before the latest frame away from it
+        hits = np.flatnonzero(row)
+        if len(hits):
+            gaps[t] = t - hits[-1]
+    return gaps
+
+
+def memory_frames(gaps: np.ndarray, short: int, long: int | None) -> np.ndarray:
+    """bool mask of frames whose place was last seen more than `short` frames ago (outside a short
+    model's context) but at most `long` frames ago (inside the long model's; None = any distance)."""
+    gaps = np.asarray(gaps)
+    if short < 0 or (long is not None and long <= short):
+        raise ValueError(f"need 0 <= short < long, got short={short}, long={long}")
+    return (gaps > short) & ((gaps <= long) if long is not None else True)
+
+
+def revisit_signal(poses, radius: float, yaw_tol: float, bins=((1, 16), (17, 144), (145, None))) -> dict:
+    """How much revisit signal a set of episodes holds: per gap bin (lo, hi inclusive; hi None = no
+    bound), the fraction of all frames whose place was last seen that many frames earlier, for both
+    definitions of last_seen_gaps ("any": latest earlier view; "after_leaving": the previous visit)."""
+    out = {"episodes": len(poses), "frames": int(sum(len(p) for p in poses)), "radius": radius,
+           "yaw_tolerance": yaw_tol}
+    for name, leave in (("any", False), ("after_leaving", True)):
+        g = np.concatenate([last_seen_gaps(p, radius, yaw_tol, leave) for p in poses])
+        out[name] = {f"{lo}-{hi if hi is not None else 'inf'}":
+                     float(((g >= lo) & ((g <= hi) if hi is not None else True)).mean()) for lo, hi in bins}
+        out[name]["never_seen"] = float((g < 0).mean())
+    return out

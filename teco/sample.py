@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     Sampler.add_args(p)
     p.add_argument("--fps", type=float, default=10.0)
+    p.add_argument("--scale", type=int, default=3, help="grid pixels per frame pixel (64 px frames -> 192 px)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -195,8 +196,8 @@ def main(argv=None) -> int:
 
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    if args.episodes < 1 or args.batch_size < 1:
-        raise ValueError("--episodes and --batch-size must be >= 1")
+    if args.episodes < 1 or args.batch_size < 1 or args.scale < 1:
+        raise ValueError("--episodes, --batch-size and --scale must be >= 1")
     if not args.out.endswith(".npz"):
         raise ValueError(f"--out must be a .npz file, got {args.out}")
     grid = args.grid or args.out[:-4] + ".gif"
@@ -237,7 +238,9 @@ def _main(argv) -> int:
     np.savez_compressed(args.out, video_true=true, video_pred=pred, actions=acts,
                         episodes=np.asarray(episodes, np.int64), cond=np.int64(args.cond))
     pairs = np.stack([true, pred], 1).reshape(-1, *true.shape[1:])   # rows: [truth | sample] per episode
-    write_grid(grid, pairs, rows=len(episodes), fps=args.fps)
+    write_grid(grid, pairs, rows=len(episodes), fps=args.fps, scale=args.scale,
+               labels=["ground truth", f"TECO (step {info['step']})"], boundary=args.cond,
+               title=f"episodes {', '.join(map(str, episodes[:8]))}{' ...' if len(episodes) > 8 else ''}")
     print(f"sample-teco: {len(episodes)} episodes, {args.cond} + {args.length - args.cond} frames -> {args.out}, {grid}")
     return 0
 

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader processes per rank")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-fraction", type=float, default=0.05, help="episodes held out for eval-teco")
+    p.add_argument("--heldout-windows", type=int, default=16,
+                   help="held-out windows scored at every checkpoint (prior NLL vs code entropy, next-frame "
+                        "accuracy vs copying; teco.metrics.LearningStats); 0: off")
     return p
 
 
@@ -176,6 +179,53 @@ def make_loader(url, episodes, cfg: TECOConfig, batch: int, workers: int, seed: 
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)   # worker seeds, off the global RNG
     return DataLoader(ds, batch_size=batch, num_workers=workers, pin_memory=pin, generator=g,
                       drop_last=True, worker_init_fn=runs.ignore_stop_signals)
+
+
+def heldout_windows(reader: StoreReader, episodes: list[int], seq_len: int, n: int) -> list[dict]:
+    """Up to n windows of codes + actions from the test episodes, the same every checkpoint: round-robin
+    over episodes, starts evenly spaced in each. Unreadable or unencoded episodes are left out."""
+    from .episodes import EpisodeUnreadable, read_checked
+    T = reader.config.length
+    good = []
+    for e in episodes:
+        try:
+            codes = read_checked(reader, "codes", e)
+            actions = read_checked(reader, "actions", e)
+        except EpisodeUnreadable:
+            continue
+        if (codes >= 0).all():
+            good.append((codes, actions))
+    out = []
+    per = math.ceil(n / len(good)) if good else 0
+    for k in range(min(n, len(good) * per)):
+        codes, actions = good[k % len(good)]
+        j = k // len(good)
+        s = (T - seq_len) * j // max(per - 1, 1) if per > 1 else 0
+        out.append({"codes": torch.from_numpy(codes[s:s + seq_len].astype("int64")),
+                    "actions": torch.from_numpy(actions[s:s + seq_len].astype("int64"))})
+    return out
+
+
+@torch.no_grad()
+def heldout_figures(model: TECO, windows: list[dict], device: torch.device, seed: int, batch: int = 4) -> dict:
+    """teco.metrics.LearningStats over the held-out windows (eval mode, no action dropout)."""
+    from .metrics import LearningStats
+    stats = LearningStats(seed)
+    for i in range(0, len(windows), batch):
+        w = windows[i:i + batch]
+        stats.add(model, torch.stack([x["codes"] for x in w]).to(device),
+                  torch.stack([x["actions"] for x in w]).to(device))
+    return stats.summary()
+
+
+def per_token(scalars: dict, cfg: TECOConfig) -> dict:
+    """The per-frame sums as per-token figures: prior_loss / (z_grid^2), recon_loss / (codes_grid^2)."""
+    out = {}
+    if "prior_loss" in scalars:
+        out["prior_nll_per_token"] = scalars["prior_loss"] / cfg.z_grid ** 2
+    if "recon_loss" in scalars:
+        out["recon_ce_per_code"] = scalars["recon_loss"] / cfg.codes_grid ** 2
+    return out
 
 
 def _gather(obj, world: int) -> list:
@@ -430,9 +480,28 @@ def fit(run: Run, st: State, args, rank: int, world: int, device: torch.device) 
                   world_size=world, device=str(device), params=sum(p.numel() for p in raw.parameters()),
                   train_episodes=len(run.train_eps), test_episodes=len(run.test_eps),
                   **({"fallback": st.note} if st.note else {}))
+    windows = (heldout_windows(run.reader, run.test_eps, cfg.seq_len, args.heldout_windows)
+               if rank == 0 and args.heldout_windows > 0 else [])
+    if rank == 0 and args.heldout_windows > 0 and not windows:
+        print("train-teco: no encoded, readable test episode: held-out figures are not measured", file=sys.stderr)
+
+    def heldout():
+        """Score the held-out windows; logged, and printed above the bar. Returns the seconds it took."""
+        if not windows:
+            return 0.0
+        t = time.time()
+        fig = heldout_figures(raw, windows, device, run.seed)
+        if log:
+            log.event("heldout", step=st.step, **fig)
+        bar.write(f"train-teco step {st.step}: held-out prior NLL {fig['prior_nll_per_token']:.3f} nats/token vs "
+                  f"code entropy {fig['code_entropy']:.3f}; next-frame code accuracy {fig['next_frame_acc']:.1%} "
+                  f"vs copying {fig['copy_acc']:.1%} ({fig['frames']} frames)")
+        return time.time() - t
+
     loader = data_segment(st.segment, st.batches)
+    # one rate: ours, steps per second of training over the last log interval (held-out scoring excluded)
     bar = tqdm(total=cfg.total_steps, initial=st.step, desc="train-teco", unit="step", dynamic_ncols=True,
-               disable=rank != 0)
+               disable=rank != 0, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     t_last, s_last, t_saved, last_saved = time.time(), st.step, time.time(), st.step
     try:
         with runs.StopSignals("train-teco") as stop:
@@ -447,12 +516,14 @@ def fit(run: Run, st: State, args, rank: int, world: int, device: torch.device) 
                 bar.update(1)
                 if st.step % cfg.log_interval == 0 or st.step == cfg.total_steps:
                     scalars = mean_scalars(m, gnorm, world)
+                    scalars.update(per_token(scalars, cfg))
                     now = time.time()
                     rate = (st.step - s_last) / max(now - t_last, 1e-9)
                     t_last, s_last = now, st.step
                     if log:
                         log.log(st.step, **scalars, lr=st.sched.get_last_lr()[0], steps_per_s=rate)
-                    bar.set_postfix(loss=f"{scalars['loss']:.3f}", steps_s=f"{rate:.2f}")
+                    bar.set_postfix(loss=f"{scalars['loss']:.1f}", prior_tok=f"{scalars['prior_nll_per_token']:.3f}",
+                                    recon_code=f"{scalars['recon_ce_per_code']:.3f}", steps_s=f"{rate:.2f}")
                 boundary = st.step % cfg.save_interval == 0 or st.step == cfg.total_steps
                 if boundary:   # a new data segment starts at every boundary (exact resume)
                     st.segment, st.batches = st.step, 0
@@ -462,6 +533,8 @@ def fit(run: Run, st: State, args, rank: int, world: int, device: torch.device) 
                 if boundary or due or stopping:
                     checkpoint()
                     t_saved, last_saved = time.time(), st.step
+                if boundary and not stopping:
+                    t_last += heldout()   # its time is not training time
                 if stopping:
                     bar.close()
                     name = stop.name or "a signal on another rank"

@@ -264,8 +264,12 @@ def _train(args, reader: StoreReader, lock: runs.RunLock) -> int:
                                     args.num_workers, pin=amp)
             model.train()
             disc.train()
-            bar = tqdm(total=cfg.steps, initial=step, desc="train-vqgan", unit="step", dynamic_ncols=True)
+            held, _ = _eval_frames(reader, test or train, args.eval_frames)   # the same frames every checkpoint
+            # one rate: ours, steps per second of training over the last log interval (held-out scoring excluded)
+            bar = tqdm(total=cfg.steps, initial=step, desc="train-vqgan", unit="step", dynamic_ncols=True,
+                       bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
             t_last, s_last, saved, t_saved = time.time(), step, step, time.time()
+            rate = None
             try:
                 with runs.StopSignals("train-vqgan") as stop:
                     for frames in batches:
@@ -277,14 +281,24 @@ def _train(args, reader: StoreReader, lock: runs.RunLock) -> int:
                             if not math.isfinite(stats["loss"]):
                                 raise FloatingPointError(f"loss is {stats['loss']} at step {step}; lower --lr")
                             now = time.time()
-                            runlog.log(step, **stats, lr=cfg.lr,
-                                       steps_per_s=(step - s_last) / max(now - t_last, 1e-9))
+                            rate = (step - s_last) / max(now - t_last, 1e-9)
+                            runlog.log(step, **stats, lr=cfg.lr, steps_per_s=rate)
                             t_last, s_last = now, step
-                            bar.set_postfix(loss=f"{stats['loss']:.4f}", rec=f"{stats['rec']:.4f}")
+                            # rec is already a per-pixel mean (L1 + L2 on [-1, 1]); loss adds the GAN terms
+                            bar.set_postfix(loss=f"{stats['loss']:.4f}", rec_px=f"{stats['rec']:.4f}",
+                                            steps_s=f"{rate:.2f}")
                         due = args.save_minutes and time.time() - t_saved >= 60 * args.save_minutes
                         if step % args.ckpt_every == 0 or due or stop.requested:
                             save()
                             saved, t_saved = step, time.time()
+                            if held is not None and not stop.requested and step < cfg.steps:
+                                t_eval = time.time()
+                                _, m = evaluate(model, held, device)   # held-out PSNR at every checkpoint
+                                model.train()
+                                runlog.event("heldout", step=step, **m)
+                                bar.write(f"train-vqgan step {step}: held-out PSNR {m['test_psnr']:.2f} dB "
+                                          f"({len(held)} test frames)")
+                                t_last += time.time() - t_eval   # not training time
                         if stop.requested:
                             bar.close()
                             runlog.event("stopped", step=step, signal=stop.name, saved=True)

@@ -207,6 +207,28 @@ def test_write_grid_gif_and_mp4(tmp_path):
         write_grid(tmp_path / "b.gif", v.astype(np.float32))
 
 
+def test_write_grid_labels_and_boundary(tmp_path):
+    """Labelled columns and the conditioning boundary: green cell borders before it, red from it on."""
+    from storage.preview import COND_COLOR, PRED_COLOR
+    v = np.full((2, 5, 8, 8, 3), 128, np.uint8)
+    v[:, :, 0, 0] = np.arange(5)[None, :, None] * 50        # distinct frames
+    plain = tile(v, rows=1, pad=1)
+    out = write_grid(tmp_path / "g.gif", v, rows=1, pad=1, scale=3, labels=["ground truth", "model"], boundary=2)
+    frames = iio.imread(out)
+    assert frames.shape[0] == 5
+    H, W = plain.shape[1] * 3, plain.shape[2] * 3
+    assert frames.shape[2] == W and frames.shape[1] > H                      # a header on top
+    head = frames.shape[1] - H
+    assert (frames[:, :head] < 100).any()                                    # some text in it
+    corner = frames[:, -1, -1].astype(int)                                   # bottom-right padding pixel
+    assert np.abs(corner[:2] - np.array(COND_COLOR)).max() < 40
+    assert np.abs(corner[2:] - np.array(PRED_COLOR)).max() < 40
+    # the cells themselves are untouched
+    assert (frames[:, head + 3 + 6:head + 3 + 12, 3 + 6:3 + 12] == 128).all()
+    with pytest.raises(ValueError):
+        write_grid(tmp_path / "h.gif", v, scale=0)
+
+
 def test_load_teco_and_sample_teco_cli(tmp_path, capsys):
     h = make_vqgan_run(str(tmp_path / "vq"))
     store = make_store(tmp_path / "s.zarr", h, episodes=4, length=8)
@@ -225,7 +247,8 @@ def test_load_teco_and_sample_teco_cli(tmp_path, capsys):
     assert d["video_true"].shape == (n, 6, 32, 32, 3) == d["video_pred"].shape
     assert d["video_pred"].dtype == np.uint8 and d["actions"].shape == (n, 6)
     assert d["episodes"].tolist() == test_eps[:n]
-    assert iio.imread(tmp_path / "samples.gif").shape[0] == 6
+    grid = iio.imread(tmp_path / "samples.gif")
+    assert grid.shape[0] == 6 and grid.shape[2] >= 2 * 32 * 3            # two labelled columns at scale 3
     # bad requests are one-line errors
     assert sample_main(["--ckpt", str(run), "--cond", "6", "--length", "6", "--out", str(out), "--device", "cpu"]) == 2
     assert "--cond" in capsys.readouterr().err

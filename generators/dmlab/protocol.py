@@ -155,15 +155,22 @@ class GoalAgentConfig:
     heading_tol: float = 10.0       # degrees: plain forward when the waypoint is this close to straight ahead
     waypoint_radius: float = 40.0   # units: a waypoint (cell centre) is reached within this distance
     bearing: str = "script"         # "script" (its dx == 0 quirk) or "atan2"
+    # probe variant (deviation, 0 = the authors' agent): on reaching a leg's goal, walk back this many cells
+    # of the leg, turn round and walk them again, so the last stretch of each leg is seen twice from the
+    # same places and headings, ~2 x (cells walked + a half turn) frames apart
+    retrace_cells: int = 0
 
     def __post_init__(self):
         if self.bearing not in BEARINGS:
             raise ValueError(f"bearing must be one of {BEARINGS}, got {self.bearing!r}")
+        if self.retrace_cells < 0:
+            raise ValueError(f"retrace-cells must be >= 0, got {self.retrace_cells}")
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> "GoalAgentConfig":
         return cls(turn_steps=int(p["turn_steps"]), heading_tol=float(p["heading_tol"]),
-                   waypoint_radius=float(p["waypoint_radius"]), bearing=str(p["bearing"]))
+                   waypoint_radius=float(p["waypoint_radius"]), bearing=str(p["bearing"]),
+                   retrace_cells=int(p.get("retrace_cells", 0)))
 
 
 class GoalAgent:
@@ -173,6 +180,8 @@ class GoalAgent:
     per step); past the last one, plan a new one-way leg from here (`maze.Traversal`). Then look left for
     the first `turn_steps` raw steps; afterwards `forward` when the heading is within `heading_tol` of the
     waypoint's bearing, else turn toward it. The look+forward actions stay in the action space, unused.
+    Probe variant (`retrace_cells` = K > 0, not the authors'): on reaching a leg's goal, walk back to the
+    cell K before it (fewer on short legs), then to the goal again, then plan the next leg.
     """
 
     def __init__(self, cfg: GoalAgentConfig, rng: np.random.Generator):
@@ -181,10 +190,26 @@ class GoalAgent:
         self.path: np.ndarray = np.zeros((0, 2))
         self.idx = 0
         self.bearing = script_bearing if cfg.bearing == "script" else atan2_bearing
+        self.leg: list = []         # probe variant: the leg's cell centres, start first
+        self.phase = "out"          # probe variant: "out" -> "back" -> "again" -> next leg
 
     def _plan(self, x: float, y: float) -> None:
         lay = self.traversal.layout
-        self.path = np.array([lay.centre(r, c) for r, c in self.traversal.plan(lay.cell_of(x, y), self.rng)])
+        start = lay.cell_of(x, y)
+        self.path = np.array([lay.centre(r, c) for r, c in self.traversal.plan(start, self.rng)])
+        self.idx = 0
+        self.leg, self.phase = [lay.centre(*start)] + [tuple(p) for p in self.path], "out"
+
+    def _next_leg(self, x: float, y: float) -> None:
+        """Past the last waypoint: the next leg, or with retrace_cells the way back and out again."""
+        k = min(self.cfg.retrace_cells, len(self.leg) - 1)
+        if k and self.phase == "out":
+            self.path, self.phase = np.array(self.leg[-1 - k:-1][::-1]), "back"
+        elif k and self.phase == "back":
+            self.path, self.phase = np.array(self.leg[-k:]), "again"
+        else:
+            self._plan(x, y)
+            return
         self.idx = 0
 
     def __call__(self, t: int, obs: np.ndarray, pose: np.ndarray, backend: Backend) -> int:
@@ -195,7 +220,7 @@ class GoalAgent:
         if np.hypot(self.path[self.idx][0] - x, self.path[self.idx][1] - y) <= self.cfg.waypoint_radius:
             self.idx += 1
             if self.idx == len(self.path):
-                self._plan(x, y)
+                self._next_leg(x, y)
         if t < self.cfg.turn_steps:
             return LOOK_LEFT
         tx, ty = self.path[self.idx]

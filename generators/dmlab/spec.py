@@ -42,6 +42,10 @@ class DmlabSpec(DatasetSpec):
                        help="interior maze cells per side (odd, >= 5); the grid adds an outer wall (9x9)")
         g.add_argument("--turn-steps", type=int, default=30,
                        help="raw steps looking left at the start, the skipped ones included (the script's 30)")
+        g.add_argument("--retrace-cells", type=int, default=0,
+                       help="probe variant, not the authors' protocol (0 = off): on reaching each leg's goal, "
+                            "walk back this many cells and out again, so views recur tens of frames later "
+                            "(a memory probe; PROTOCOL.md)")
         g.add_argument("--heading-tol", type=float, default=10.0,
                        help="degrees: plain forward once the waypoint is this close to straight ahead")
         g.add_argument("--waypoint-radius", type=float, default=40.0,
@@ -66,7 +70,9 @@ class DmlabSpec(DatasetSpec):
                 "waypoint_radius": args.waypoint_radius, "bearing": args.bearing,
                 "open_fraction": args.open_fraction, "poster_frequency": args.poster_frequency,
                 "level": args.level, "renderer": args.renderer,
-                "pose_units": POSE_UNITS}
+                "pose_units": POSE_UNITS,
+                # recorded only when on, so stores of the authors' protocol keep their exact params
+                **({"retrace_cells": args.retrace_cells} if args.retrace_cells else {})}
 
     def validate(self, params: dict[str, Any], backend: str) -> None:
         p = params
@@ -75,8 +81,8 @@ class DmlabSpec(DatasetSpec):
         for key in ("length", "action_repeat"):
             if p[key] < 1:
                 raise ValueError(f"{key.replace('_', '-')} must be >= 1, got {p[key]}")
-        for key in ("skip", "turn_steps"):
-            if p[key] < 0:
+        for key in ("skip", "turn_steps", "retrace_cells"):
+            if p.get(key, 0) < 0:
                 raise ValueError(f"{key.replace('_', '-')} must be >= 0, got {p[key]}")
         if not 0 < p["fps"] <= 960:
             raise ValueError(f"fps must be in (0, 960] (DMLab needs at least 1 ms per frame), got {p['fps']}")
