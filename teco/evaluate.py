@@ -281,7 +281,7 @@ class Evaluation:
                 per_run[m].append(finite_mean(torch.cat(run_vals[m])))
             if stats is not None:
                 for g in groups:
-                    mask = torch.cat(run_masks[g])                         # (examples, horizon)
+                    mask = torch.stack(run_masks[g])                       # (examples, horizon)
                     if run == 0:
                         counts[g] = int(mask.sum())
                     for m in names:
@@ -424,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="consistency split: frames last seen more than K frames earlier (default: the baseline's "
                         "context, else 16)")
     p.add_argument("--no-learning", action="store_true", help="skip the teacher-forced learning figures")
+    p.add_argument("--no-fvd", action="store_true", help="skip FVD even when I3D weights are found")
     p.add_argument("--batch-size", type=int, default=256, help="examples per run (the paper: 256)")
     p.add_argument("--runs", type=int, default=4, help="runs averaged (the paper: 4)")
     p.add_argument("--sample-batch", type=int, default=32, help="examples sampled at once (memory)")
@@ -495,7 +496,10 @@ def _main(argv) -> int:
     lp_files = {}
     lpips = load_optional(args.lpips_weights, lambda p: lp_files.setdefault("f", lpips_mod.find_weights(p)),
                           lambda f: LPIPSMetric(f[0], device, backbone=f[1]))
-    i3d = load_optional(args.i3d_weights, find_i3d, lambda p: load_i3d(p, device))
+    if args.no_fvd:
+        i3d = (None, "--no-fvd", None)
+    else:
+        i3d = load_optional(args.i3d_weights, find_i3d, lambda p: load_i3d(p, device))
     tasks = protocol.tasks(fvd=i3d[0] is not None)
     need = {t: total for t, (_, total) in tasks.items()}
     if cfg.length < max(need.values()):
