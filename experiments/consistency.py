@@ -3,8 +3,9 @@
     python -m experiments.consistency                   # the full experiment (<= 75 min on 2 CPU cores)
     python -m experiments.consistency --preset toy      # the plumbing in < 1 min (tests/test_experiment.py)
 
-Stages, in order; each writes WORK/<stage>.done when finished and is skipped on a rerun, and an
-interrupted stage resumes where its tool stopped (gen-dmlab, train-vqgan --resume, train-teco --resume):
+Stages, in order; each writes WORK/<stage>.done when finished and is skipped on a rerun (the report is
+always redone), and an interrupted stage resumes where its tool stopped (gen-dmlab, train-vqgan --resume,
+train-teco --resume):
 
   data       gen-dmlab, embedded, with the retrace probe (--retrace-cells: views recur 17-40 frames later)
   tokenizer  train-vqgan (GAN off), then teco-encode the whole store
@@ -205,14 +206,15 @@ class Experiment:
         for i, stage in enumerate(STAGES):
             if stage not in stages:
                 continue
-            if self.done(stage):
+            if stage != "report" and self.done(stage):   # the report is cheap: always redone
                 print(f"[{i + 1}/{len(STAGES)}] {stage}: done before, skipped", file=sys.stderr)
                 continue
             print(f"[{i + 1}/{len(STAGES)}] {stage} ...", file=sys.stderr)
             t0 = time.time()
             getattr(self, f"stage_{stage}")()
-            with open(self.marker(stage), "w") as f:
-                json.dump({"seconds": round(time.time() - t0, 1)}, f)
+            if stage != "report":
+                with open(self.marker(stage), "w") as f:
+                    json.dump({"seconds": round(time.time() - t0, 1)}, f)
             print(f"[{i + 1}/{len(STAGES)}] {stage}: {time.time() - t0:.0f} s", file=sys.stderr)
         print(f"consistency: finished in {time.time() - t_all:.0f} s this call; results in {self.results}",
               file=sys.stderr)

@@ -250,7 +250,7 @@ class Evaluation:
         groups = ("memory", "novel", "recent")
         cons = {g: {m: [] for m in names} for g in groups}       # per run: mean over the group's frames
         counts = {g: 0 for g in groups}
-        long = model.context
+        long = getattr(model, "context", None)
         for run in range(len(self.plan["frames"])):
             run_vals = {m: [] for m in names}
             run_masks = {g: [] for g in groups}

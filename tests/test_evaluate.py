@@ -127,6 +127,31 @@ class _NoBar:
         pass
 
 
+def test_consistency_split_memory_novel_recent(tmp_path):
+    """Predicted frames split by when their place was last seen: beyond the short context but within the
+    model's (memory), never (novel), within the short context (recent)."""
+    def pose(i):   # A A, then new places, A again at frame 10 (last seen at 1: gap 9) and 11 (gap 1)
+        x = [0.0, 0.0] + [1000.0 + 100 * t for t in range(2, 10)] + [0.0, 0.0]
+        return np.stack([np.array(x), np.zeros(T), np.zeros(T), np.zeros(T)], 1).astype(np.float32)
+    reader = _index_store(tmp_path / "c.zarr", episodes=2, pose=pose)
+    protocol = ev.Protocol(cond=8, horizon=4)
+    plan = {"frames": [[(0, 0), (1, 0)], [(0, 0), (1, 0)]]}
+    e = _evaluation(reader, protocol, plan, revisit={"radius": 10.0, "yaw_tolerance": 20.0})
+    e.short_context = 4
+    c = e.run(_ConstantModel(), _NoBar())["consistency"]
+    assert (c["short_context"], c["long_context"]) == (4, None)
+    assert (c["memory"]["frames_per_run"], c["novel"]["frames_per_run"], c["recent"]["frames_per_run"]) == (2, 4, 2)
+    # black predictions: the memory frames are frame 10 of episodes 0 and 1 (values 100, 101)
+    want = np.mean([20 * math.log10(255 / (100 + i)) for i in (0, 1)])
+    assert c["memory"]["psnr"]["mean"] == pytest.approx(want, abs=1e-4) and len(c["memory"]["psnr"]["per_run"]) == 2
+    model = _ConstantModel()
+    model.context = 8                                # a model that sees 8 frames back cannot reach gap 9
+    c = e.run(model, _NoBar())["consistency"]
+    assert c["memory"]["frames_per_run"] == 0 and c["memory"]["psnr"] is None and c["long_context"] == 8
+    copy = ev.CopyLast().predict(torch.arange(6)[None, :, None, None, None].expand(1, 6, 2, 2, 3), None, 4, None, None)
+    assert copy[0, :, 0, 0, 0].tolist() == [3, 3]
+
+
 def test_side_by_side_and_curves_png(tmp_path):
     res = {"teco": {"psnr": {"mean": 20.0}, "ssim": {"mean": 0.5}, "lpips": {"skipped": "x"},
                     "fvd": {"skipped": "x"}, "revisit": {"revisited": {"psnr_vs_truth": 21.0}}},
@@ -243,13 +268,27 @@ def test_eval_teco_end_to_end(runs, capsys):
         assert rv["revisited_frames"] + rv["novel_frames"] == 2 * 6 * len(test_eps)
         assert rv["revisited_frames"] > 0 and rv["radius"] == 25.0 and rv["yaw_tolerance"] == 20.0
     assert m["side_by_side"]["psnr"]["teco"] == m["models"]["teco"]["psnr"]["mean"]
+    for name, r in m["models"].items():
+        c = r["consistency"]
+        assert c["short_context"] == 2 and c["long_context"] == r["context"]
+        assert sum(c[g]["frames_per_run"] for g in ("memory", "novel", "recent")) <= 6 * len(test_eps)
+        lr = r["learning"]
+        assert lr["frames"] > 0 and 0 <= lr["copy_acc"] <= 1 and lr["prior_nll_per_token"] > 0
+        assert lr["code_entropy"] > 0 and 0 <= lr["next_frame_acc"] <= 1
+    assert m["models"]["baseline"]["context"] == 2 and m["models"]["teco"]["context"] == 5
+    assert "fvd" not in m["copy_last_frame"] and len(m["copy_last_frame"]["per_step"]["psnr"]) == 6
+    assert len(m["sampling_seeds"]) == 2 and m["fvd_detector"]["kind"] == "torchscript"
+    assert m["side_by_side"]["memory_psnr"].keys() == {"teco", "baseline", "copy_last_frame"}
     png = Image.open(m["curve_png"])
     assert png.size[0] == 3 * 420                                         # PSNR, SSIM, LPIPS panels
     assert "psnr" in capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_eval_teco_skips_metrics_without_weights(runs, capsys):
+def test_eval_teco_skips_metrics_without_weights(runs, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))                 # an empty cache: nothing to find
+    from teco import lpips
+    monkeypatch.setattr(lpips, "_package_heads", lambda: None)
     out = runs["dir"] / "plain.json"
     assert ev.main(["--ckpt", runs["teco"], "--out", str(out), "--batch-size", "1", "--runs", "1", *TINY]) == 0
     m = json.loads(out.read_text())
@@ -257,6 +296,7 @@ def test_eval_teco_skips_metrics_without_weights(runs, capsys):
     assert set(m["models"]) == {"teco"} and m["protocol"]["examples_per_run"] == 1
     assert "--lpips-weights" in r["lpips"]["skipped"] and "--i3d-weights" in r["fvd"]["skipped"]
     assert "--i3d-weights" in r["fvd_kinetics"]["skipped"]
+    assert str(tmp_path) in r["lpips"]["skipped"] and "i3d_torchscript.pt" in r["fvd"]["skipped"]
     assert math.isfinite(r["psnr"]["mean"]) and set(r["per_step"]) == {"psnr", "ssim"}
     assert m["side_by_side"]["lpips"] == {"teco": None}
     assert os.path.isfile(str(out)[:-5] + "_curve.png")

@@ -167,3 +167,61 @@ def test_lpips_wrapper_batches_and_matches_the_network(tmp_path):
     to = lambda a: torch.tensor(a).reshape(-1, 32, 32, 3).permute(0, 3, 1, 2).float() / 127.5 - 1
     assert torch.allclose(got.reshape(-1), net(to(x), to(y)), rtol=1e-4, atol=1e-6)
     assert float(got.min()) > 0
+
+
+def test_learning_stats_fields_and_copy_baseline():
+    """Copy accuracy is exact on crafted codes; the other figures are in range and deterministic."""
+    from teco.config import get_config
+    from teco.model import TECO
+    torch.manual_seed(0)
+    cfg = get_config("tiny", action_dim=3, vq_codes=16, vq_dim=8)
+    model = TECO(cfg, torch.randn(16, 8))
+    codes = torch.randint(0, 16, (2, 5, 16, 16))
+    codes[:, 2] = codes[:, 1]                       # frame 2 repeats frame 1: copying is right there
+    actions = torch.randint(0, 3, (2, 5))
+    stats = metrics.LearningStats(seed=0)
+    stats.add(model, codes, actions)
+    s = stats.summary()
+    want_copy = (codes[:, 1:] == codes[:, :-1]).float().mean().item()
+    assert s["copy_acc"] == pytest.approx(want_copy)
+    assert s["frames"] == 2 * 4 and s["tokens"] == 2 * 4 * cfg.z_grid ** 2
+    assert 0 < s["code_entropy"] <= math.log(cfg.n_codes) + 1e-9
+    assert s["prior_nll_per_token"] > 0 and s["prior_masked_nll_per_token"] > 0
+    assert 0 <= s["next_frame_acc"] <= 1 and 0 <= s["posterior_acc"] <= 1
+    assert model.training                           # left as found
+    again = metrics.LearningStats(seed=0)
+    again.add(model, codes, actions)
+    assert again.summary() == s
+    assert metrics.LearningStats().summary() == {"frames": 0}
+
+
+def test_weights_found_in_the_torch_hub_cache(tmp_path, monkeypatch):
+    """No path given: LPIPS and I3D files come from torch.hub.get_dir()/checkpoints; missing ones are
+    named with the folder to put them in."""
+    from teco import i3d, lpips
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
+    hub = tmp_path / "home" / "hub" / "checkpoints"
+    monkeypatch.setattr(lpips, "_package_heads", lambda: None)     # an installed lpips package must not count
+    with pytest.raises(FileNotFoundError, match=r"lpips_vgg\.pth.*vgg16-397923af\.pth"):
+        lpips.find_weights()
+    with pytest.raises(FileNotFoundError, match=r"i3d_torchscript\.pt"):
+        i3d.find_i3d()
+    with pytest.raises(FileNotFoundError):
+        i3d.find_i3d(str(tmp_path / "nope.pt"))
+    hub.mkdir(parents=True)
+    net = lpips.LPIPS("vgg")
+    heads = {f"lin{i}.model.1.weight": w.weight for i, w in enumerate(net.lins)}
+    torch.save(heads, hub / "lpips_vgg.pth")
+    with pytest.raises(FileNotFoundError, match="backbone"):
+        lpips.find_weights()
+    torch.save({k: v for k, v in net.state_dict().items() if k.startswith("features")}, hub / "vgg16-397923af.pth")
+    found = lpips.find_weights()
+    assert found == (str(hub / "lpips_vgg.pth"), str(hub / "vgg16-397923af.pth"))
+    assert isinstance(lpips.LPIPS.from_file(*found), lpips.LPIPS)
+    # a given heads-only file is completed with the cached backbone
+    torch.save(heads, tmp_path / "mine.pth")
+    assert lpips.find_weights(str(tmp_path / "mine.pth"))[1] == str(hub / "vgg16-397923af.pth")
+    (hub / "rgb_imagenet.pt").write_bytes(b"x")
+    assert i3d.find_i3d() == str(hub / "rgb_imagenet.pt")
+    (hub / "i3d_torchscript.pt").write_bytes(b"x")
+    assert i3d.find_i3d() == str(hub / "i3d_torchscript.pt")             # the paper-comparable one first

@@ -76,3 +76,37 @@ def test_revisit_stats_scores_each_class():
     assert s["revisited"]["truth_psnr_vs_earlier"] < 20.0
     empty = RevisitStats().summary()
     assert empty["revisited_frames"] == 0 and empty["revisited"]["psnr_vs_truth"] is None
+
+
+def _walk(places):
+    """Poses (T, 4) from a list of (x, yaw) places, y = z = 0."""
+    return np.array([[x, 0.0, 0.0, yaw] for x, yaw in places], np.float64)
+
+
+def test_last_seen_gaps_any_and_after_leaving():
+    from teco.revisit import last_seen_gaps
+    # A A B C D A A: frame 5 returns to A last seen at frame 1 (gap 4), frame 6 stays there (gap 1)
+    pose = _walk([(0, 0), (5, 10), (500, 0), (900, 0), (1300, 0), (0, 350), (0, 0)])
+    assert last_seen_gaps(pose, 25.0, 20.0).tolist() == [-1, 1, -1, -1, -1, 4, 1]
+    # after leaving: frame 1 never left A; frame 6's stay began at 5, the visit before it ended at 1
+    assert last_seen_gaps(pose, 25.0, 20.0, after_leaving=True).tolist() == [-1, -1, -1, -1, -1, 4, 5]
+    # heading matters: the same spot facing the other way is another view
+    turned = _walk([(0, 0), (0, 180), (0, 0)])
+    assert last_seen_gaps(turned, 25.0, 20.0).tolist() == [-1, -1, 2]
+    with pytest.raises(ValueError):
+        last_seen_gaps(np.zeros((3, 3)), 25.0, 20.0)
+
+
+def test_memory_frames_and_revisit_signal():
+    from teco.revisit import memory_frames, revisit_signal
+    gaps = np.array([-1, 1, 16, 17, 30, 47, 48, 200])
+    assert memory_frames(gaps, 16, 47).tolist() == [False, False, False, True, True, True, False, False]
+    assert memory_frames(gaps, 16, None).tolist() == [False, False, False, True, True, True, True, True]
+    with pytest.raises(ValueError):
+        memory_frames(gaps, 16, 16)
+    pose = _walk([(0, 0), (5, 10), (500, 0), (900, 0), (1300, 0), (0, 350), (0, 0)])
+    s = revisit_signal([pose, pose], 25.0, 20.0, bins=((1, 1), (2, 4), (5, None)))
+    assert s["episodes"] == 2 and s["frames"] == 14
+    assert s["any"] == {"1-1": pytest.approx(2 / 7), "2-4": pytest.approx(1 / 7), "5-inf": 0.0,
+                        "never_seen": pytest.approx(4 / 7)}
+    assert s["after_leaving"]["5-inf"] == pytest.approx(1 / 7)
