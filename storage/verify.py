@@ -71,8 +71,8 @@ def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]]) -> 
 def verify(url, progress: bool = True) -> VerifyReport:
     reader = StoreReader(url)   # raises StoreError for wrong format/dataset/shape
     report = VerifyReport(url=reader.url, failed=reader.failed())
-    mask = reader.complete_mask()
-    report.complete, report.incomplete = int(mask.sum()), int((~mask).sum())
+    done = reader.complete_indices()   # proportional to the flags that exist, not to the config's count
+    report.complete, report.incomplete = len(done), reader.config.episodes - len(done)
     fs, root = fsspec.core.url_to_fs(reader.url)
     present = {}
     for name in per_episode_arrays(reader):
@@ -81,7 +81,7 @@ def verify(url, progress: bool = True) -> VerifyReport:
             present[name] = {p[len(base):] for p in fs.find(base + "c")}
         except FileNotFoundError:
             present[name] = set()
-    for i in tqdm(np.flatnonzero(mask), desc="verify", unit="ep", disable=not progress):
+    for i in tqdm(done, desc="verify", unit="ep", disable=not progress):
         problems = check_episode(reader, int(i), present)
         if problems:
             report.bad[int(i)] = problems
