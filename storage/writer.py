@@ -58,7 +58,9 @@ def _check_array(arr: zarr.Array, spec: ArraySpec, url: str, n: int, longer_ok: 
 def check_config(config: StoreConfig) -> None:
     """Refuse a config that would make an unresumable store: NaN/inf (not JSON; NaN != NaN on reopen)
     or a negative seed (every episode would fail). Raised before anything is written."""
-    if isinstance(config.seed, bool) or not isinstance(config.seed, (int, np.integer)) or not 0 <= config.seed < 2 ** 63:
+    imported = config.backend == "import" and config.seed == -1   # `teco-store import`: no base seed
+    if isinstance(config.seed, bool) or not isinstance(config.seed, (int, np.integer)) or \
+            not (0 <= config.seed < 2 ** 63 or imported):
         raise StoreError(f"seed must be an integer in 0..2**63-1, got {config.seed!r}")
 
     def walk(x, where):
@@ -75,6 +77,15 @@ def check_config(config: StoreConfig) -> None:
         json.dumps(_normalise(config.to_json()), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise StoreError(f"config cannot be stored as JSON: {e}") from None
+
+
+def actions_valid(actions: np.ndarray, k: int) -> bool:
+    """actions[t] produced frame t: ids 0..k-1, and -1 ("no action": the view at reset) only at t = 0."""
+    a = np.asarray(actions)
+    if a.size == 0:
+        return True
+    return bool(-1 <= a[..., 0].min() and a[..., 0].max() < k
+                and (a.shape[-1] == 1 or (a[..., 1:].min() >= 0 and a[..., 1:].max() < k)))
 
 
 def check_same_config(url: str, old: StoreConfig, new: StoreConfig) -> None:
@@ -211,8 +222,9 @@ class StoreWriter:
         actions = np.asarray(actions)
         if actions.shape != (c.length,) or not np.issubdtype(actions.dtype, np.integer):
             raise StoreError(f"episode {i}: actions are {actions.dtype}{actions.shape}, store wants int ({c.length},)")
-        if len(actions) and (actions.min() < 0 or actions.max() >= len(c.action_names)):
-            raise StoreError(f"episode {i}: action ids outside 0..{len(c.action_names) - 1}")
+        if not actions_valid(actions, len(c.action_names)):
+            raise StoreError(f"episode {i}: action ids outside 0..{len(c.action_names) - 1} "
+                             "(-1, no action, only at frame 0)")
         p = max(c.pose_dim, 1)
         pose = np.asarray(pose, np.float32)
         if c.pose_dim == 0 and pose.size == 0:

@@ -399,3 +399,17 @@ def test_episode_objects_are_fsynced_before_complete_is_set(tmp_path, monkeypatc
         assert os.path.join(url, name) in synced, (name, synced)
     assert events[-1] == ("complete", 1, True)
     assert all(e[0] == "fsync" for e in events[:-1])
+
+
+def test_no_action_marker_only_at_frame_zero(tmp_path):
+    """Store convention: actions[i, 0] is -1 when frame 0 is the view at reset; -1 is refused later on."""
+    url = str(tmp_path / "s.zarr")
+    w = fill(url, 2, done=[])
+    a = np.arange(T) % 3
+    a[0] = -1
+    w.write_episode(0, structured_frames(T, H, W, 0), a, np.zeros((T, 4)))
+    w.mark_complete(0, 0)
+    a[3] = -1
+    with pytest.raises(StoreError, match="action ids"):
+        w.write_episode(1, structured_frames(T, H, W, 1), a, np.zeros((T, 4)))
+    assert verify(url, progress=False).ok and StoreReader(url).read("actions", 0)[0] == -1
