@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 
 import numpy as np
 import zarr
@@ -19,9 +20,15 @@ class EpisodeDataError(StoreError):
     """Episode `episode`'s array `array` cannot be read (damaged or cut short). Callers that can go on
     without it (encoding, evaluation passes) catch this, name the episode and continue."""
 
-    def __init__(self, message: str, episode: int, array: str):
+    def __init__(self, message: str, episode: int | None = None, array: str | None = None):
         super().__init__(message)
+        if episode is None:   # rebuilt from the message alone (pickling, torch's DataLoader re-raise)
+            m = re.search(r"episode (\d+): array '([^']+)'", message)
+            episode, array = (int(m.group(1)), m.group(2)) if m else (-1, "")
         self.episode, self.array = int(episode), array
+
+    def __reduce__(self):
+        return type(self), (str(self), self.episode, self.array)
 
 
 class MissingEpisodeData(EpisodeDataError):

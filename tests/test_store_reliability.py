@@ -413,3 +413,26 @@ def test_no_action_marker_only_at_frame_zero(tmp_path):
     with pytest.raises(StoreError, match="action ids"):
         w.write_episode(1, structured_frames(T, H, W, 1), a, np.zeros((T, 4)))
     assert verify(url, progress=False).ok and StoreReader(url).read("actions", 0)[0] == -1
+
+
+def test_episode_errors_survive_a_dataloader_worker(tmp_path):
+    """teco-encode and the trainers read through DataLoader workers: the error keeps its type and episode."""
+    import pickle
+
+    import torch
+    e = pickle.loads(pickle.dumps(MissingEpisodeData("s: episode 7: array 'video' has missing object(s)", 7, "video")))
+    assert isinstance(e, MissingEpisodeData) and (e.episode, e.array) == (7, "video")
+    url = str(tmp_path / "s.zarr")
+    fill(url, 3)
+    os.remove(os.path.join(url, "video", "c", "1", "0", "0", "0", "0"))
+
+    class Videos(torch.utils.data.Dataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, k):
+            return StoreReader(url).read("video", k)
+
+    with pytest.raises(MissingEpisodeData) as e:
+        list(torch.utils.data.DataLoader(Videos(), batch_size=None, num_workers=1))
+    assert e.value.episode == 1 and e.value.array == "video"
