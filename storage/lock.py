@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import socket
 import sys
@@ -19,8 +20,11 @@ import fsspec
 from . import store as _store
 from .schema import StoreError
 
+log = logging.getLogger(__name__)
+
 STALE_AFTER_S = 600.0   # a lock from another host whose heartbeat is older than this is stale
 SHORT_WAIT_S = 10.0     # how long an attribute update waits for another short update to finish
+YOUNG_S = 5.0           # an unreadable lock younger than this is still being written, not stale
 
 _HELD: dict[str, int] = {}   # lock URL -> how many StoreLocks of this process hold it
 
@@ -121,6 +125,12 @@ class StoreLock:
                 return
             except FileExistsError:
                 owner = self._owner()
+                if owner is None and self._age() < YOUNG_S:   # being written by its creator: not stale
+                    if time.time() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    raise FileExistsError(f"another run is taking the lock {self.url} right now; retry in a "
+                                          "few seconds") from None
                 if self._stale(owner):
                     with contextlib.suppress(FileNotFoundError):
                         self.fs.rm(self.path)   # stale: its owner crashed
@@ -133,12 +143,42 @@ class StoreLock:
                     f"on {owner.get('host')}) is writing this store; wait for it to finish or, if it is dead, "
                     f"delete {self.url}") from None
 
+    def _age(self) -> float:
+        try:
+            info = self.fs.info(self.path)
+        except OSError:
+            return float("inf")
+        mtime = info.get("mtime") or info.get("LastModified") or info.get("updated")
+        if hasattr(mtime, "timestamp"):
+            mtime = mtime.timestamp()
+        try:
+            return time.time() - float(mtime)
+        except (TypeError, ValueError):
+            return float("inf")
+
     def heartbeat(self) -> None:
-        if self.held:
-            owner = self._owner() or {}
-            owner["heartbeat"] = time.time()
-            with self.fs.open(self.path, "w") as f:
-                json.dump(owner, f)
+        """Refresh the heartbeat; written beside and renamed over the lock (local) so that a full disk
+        can never leave an empty lock another run would take for stale."""
+        if not self.held:
+            return
+        owner = self._owner() or {}
+        owner["heartbeat"] = time.time()
+        data = json.dumps(owner).encode()
+        try:
+            if _store.is_url(self.url):
+                with self.fs.open(self.path, "wb") as f:   # one PUT: atomic on object stores
+                    f.write(data)
+            else:
+                tmp = f"{self.path}.{os.getpid()}.tmp"
+                try:
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                    os.replace(tmp, self.path)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(tmp)
+        except OSError as e:   # the lock stays as it was: still ours, still valid on this host
+            log.warning("could not refresh the heartbeat of %s: %s", self.url, e)
 
     def release(self) -> None:
         if self.held:

@@ -314,6 +314,7 @@ def test_read_only_mount_complete_store(tmpfs):
     from generators.dmlab.cli import main as gen_dmlab
     out = str(tmpfs / "d.zarr")
     fill(out, 2, cfg=_dmlab_cfg(["--length", "4"], 2))
+    StoreWriter.open(out).ensure_codes(grid=16, vqgan_hash="h", codebook_size=8)
     remount_ro(tmpfs)
     code, err = call_cli(gen_dmlab, ["--episodes", "2", "--out", out, "--length", "4"])
     assert code == 0, err
@@ -322,6 +323,7 @@ def test_read_only_mount_complete_store(tmpfs):
     assert call_cli(store_cli, ["info", out])[0] == 0
     assert call_cli(store_cli, ["verify", out, "--no-progress"])[0] == 0
     w = StoreWriter.open(out)                       # an encode rerun that finds nothing to do
+    w.ensure_codes(grid=16, vqgan_hash="h", codebook_size=8)
     w.update_meta(lambda m: m.__setitem__("failed", {}))
     code, err = call_cli(gen_dmlab, ["--episodes", "3", "--out", out, "--length", "4"])
     assert code == 2 and one_line(err) and "read-only" in err.lower(), err
@@ -436,3 +438,21 @@ def test_episode_errors_survive_a_dataloader_worker(tmp_path):
     with pytest.raises(MissingEpisodeData) as e:
         list(torch.utils.data.DataLoader(Videos(), batch_size=None, num_workers=1))
     assert e.value.episode == 1 and e.value.array == "video"
+
+
+def test_lock_being_written_is_not_taken_for_stale(tmp_path, monkeypatch):
+    """Another run's lock that exists but is not yet written (or unreadable) is not broken at once."""
+    import storage.lock as lockmod
+    url = str(tmp_path / "s.zarr")
+    open(url + ".lock", "w").close()                 # just created by another run, content not written yet
+    monkeypatch.setattr(lockmod, "SHORT_WAIT_S", 0.3)
+    with pytest.raises(FileExistsError):
+        StoreLock(url).acquire()
+    old = time.time() - 60
+    os.utime(url + ".lock", (old, old))              # an empty lock a minute old: its writer died
+    lock = StoreLock(url)
+    lock.acquire()
+    lock.heartbeat()
+    assert json.load(open(url + ".lock"))["pid"] == os.getpid()
+    lock.release()
+    assert not os.path.exists(url + ".lock")
