@@ -456,3 +456,26 @@ def test_lock_being_written_is_not_taken_for_stale(tmp_path, monkeypatch):
     assert json.load(open(url + ".lock"))["pid"] == os.getpid()
     lock.release()
     assert not os.path.exists(url + ".lock")
+
+
+def _record_many(url, start, barrier):
+    w = StoreWriter.open(url)
+    barrier.wait(60)   # both writers open before either updates
+    for i in range(start, start + 15):
+        w.update_meta(lambda m, i=i: m.setdefault("notes", {}).__setitem__(str(i), i))
+
+
+def test_concurrent_attribute_updates_from_two_processes_are_all_kept(tmp_path):
+    import multiprocessing as mp
+    url = str(tmp_path / "s.zarr")
+    fill(url)
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_record_many, args=(url, k * 100, barrier)) for k in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    notes = StoreReader(url).attrs["notes"]
+    assert sorted(map(int, notes)) == list(range(15)) + list(range(100, 115))
