@@ -96,9 +96,10 @@ class StoreReader:
         if not allow_missing and (name, i) not in self._present:
             missing = self.missing_objects(i, [name])
             if missing:
+                todo = ("run teco-encode" if name == "codes" else
+                        "run `teco-store verify --mark-incomplete`, then the gen command, to regenerate it")
                 raise MissingEpisodeData(f"{self.url}: episode {i}: array '{name}' has missing object(s) "
-                                         f"{', '.join(missing[:3])}; run `teco-store verify --mark-incomplete` "
-                                         "and rerun the gen command to regenerate it", i, name)
+                                         f"{', '.join(missing[:3])}; {todo}", i, name)
             self._present.add((name, i))
         try:
             return arr[i] if arr.ndim == 1 else arr[i, t0:t1]
