@@ -258,8 +258,10 @@ class StoreWriter:
             for key in object_keys(self.array(name), i):
                 path = os.path.join(self.url, name, *key.split("/"))
                 _fsync_path(path)
-                folders.add(os.path.dirname(path))
-        for d in folders:
+                parts = key.split("/")[:-1]   # the episode's folders may be new: their entries too
+                for k in range(len(parts), -1, -1):
+                    folders.add(os.path.join(self.url, name, *parts[:k]))
+        for d in sorted(folders, key=len, reverse=True):
             _fsync_path(d)
 
     def _pool(self):
