@@ -48,7 +48,7 @@ def run_cli(spec: DatasetSpec, argv: list[str] | None = None) -> int:
         done = report.already_complete + report.generated
         print(f"{report.store}: {done}/{report.requested} episodes complete "
               f"({report.generated} generated now, {report.already_complete} already there) "
-              f"with backend {report.backend}, {report.workers} workers, {report.frames_per_s:.0f} frames/s")
+              f"with backend {report.backend}, {report.workers} workers: {report.rates()}")
         if report.failed:
             print(f"gen-{spec.name}: {len(report.failed)} episodes failed after retries: "
                   + ", ".join(f"{i} ({why})" for i, why in sorted(report.failed.items())[:20]), file=sys.stderr)

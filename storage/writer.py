@@ -130,8 +130,8 @@ class StoreWriter:
         actions = np.asarray(actions)
         if actions.shape != (c.length,) or not np.issubdtype(actions.dtype, np.integer):
             raise StoreError(f"episode {i}: actions are {actions.dtype}{actions.shape}, store wants int ({c.length},)")
-        if len(actions) and (actions.min() < 0 or actions.max() >= len(c.action_names)):
-            raise StoreError(f"episode {i}: action ids outside 0..{len(c.action_names) - 1}")
+        if len(actions) and (actions.min() < -1 or actions.max() >= len(c.action_names)):   # -1: no action (reset view)
+            raise StoreError(f"episode {i}: action ids outside -1..{len(c.action_names) - 1}")
         p = max(c.pose_dim, 1)
         pose = np.asarray(pose, np.float32)
         if c.pose_dim == 0 and pose.size == 0:
