@@ -361,7 +361,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
 
     def submit(k: int) -> bool:
         lane = lanes[k]
-        if len(lane) >= PIPELINE or not queue or any(inflight[r][1] in suspects for r in lane):
+        if stop or len(lane) >= PIPELINE or not queue or any(inflight[r][1] in suspects for r in lane):
             return False
         i = queue.pop(pool.last_group.get(k))
         if i in suspects and lane:        # a suspect waits for an empty worker
@@ -375,8 +375,9 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
         inflight[ref] = (k, i)
         return True
 
+    stop: StoreError | None = None
     try:
-        while queue or inflight:
+        while (queue and not stop) or inflight:
             # breadth first: every worker gets one episode before any gets its queued second
             for depth in range(PIPELINE):
                 for k in range(n):
@@ -395,10 +396,12 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                 except ray.exceptions.RayTaskError as e:
                     retire(k, ref)
                     cause = e.cause if getattr(e, "cause", None) is not None else e
-                    if isinstance(cause, OSError) and cause.errno in NO_SPACE:   # retrying cannot help
-                        raise StoreError(f"no space left on the device holding {writer.url} (writing episode "
-                                         f"{i}); complete episodes are intact: free space and rerun the same "
-                                         "command to resume") from None
+                    if isinstance(cause, OSError) and cause.errno in NO_SPACE:   # retrying cannot help:
+                        # hand out nothing more, let the episodes in flight finish, then stop
+                        stop = stop or StoreError(
+                            f"no space left on the device holding {writer.url} (writing episode {i}); complete "
+                            "episodes are intact: free space and rerun the same command to resume")
+                        continue
                     suspects.discard(i)
                     fail(i, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}")
                     continue
@@ -432,3 +435,5 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
     finally:
         bar.close()
         pool.shutdown()   # kills in-flight episodes too; they were never marked complete
+    if stop:
+        raise stop

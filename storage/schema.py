@@ -13,6 +13,9 @@ TOOL_NAME = "teco-worlds"
 CODES_GRID = 16     # VQ-GAN latent grid side, the paper's setting for 64 and 128 px
 
 
+LAYOUT_FIELDS = ("chunk_frames", "compression_level")   # how bytes are stored, not what they mean
+
+
 class StoreError(RuntimeError):
     """A store is missing, of the wrong dataset/shape/version, or damaged. The message names the problem."""
 
@@ -56,9 +59,12 @@ class StoreConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def identity(self) -> dict:
-        """The fields that must match when a store is reopened (all but `episodes`, which may grow)."""
+        """The fields that must match when a store is reopened: all but `episodes` (which may grow) and
+        the layout (`chunk_frames`, `compression_level`), which a reopened store keeps from its creation,
+        so a store made with other defaults still resumes."""
         d = self.to_json()
-        d.pop("episodes")
+        for k in ("episodes", *LAYOUT_FIELDS):
+            d.pop(k)
         return _normalise(d)
 
 

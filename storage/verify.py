@@ -57,8 +57,8 @@ def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]]) -> 
         except Exception as e:   # checksum mismatch, truncated shard, undecodable bytes
             problems.append(f"{name}: unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
             continue
-        if name == "actions" and (x.min() < 0 or x.max() >= len(cfg.action_names)):
-            problems.append(f"actions: ids outside 0..{len(cfg.action_names) - 1}")
+        if name == "actions" and (x.min() < -1 or x.max() >= len(cfg.action_names)):
+            problems.append(f"actions: ids outside -1..{len(cfg.action_names) - 1}")
         if name == "pose" and cfg.pose_dim and not np.isfinite(x).all():
             problems.append("pose: non-finite values")
         if name == "codes":
