@@ -67,7 +67,7 @@ def main() -> None:
     win_bytes = args.window * eps[0].video[0].nbytes
     rows, fig = [], {"source": source, "episodes": len(eps), "raw_bytes": raw, "load_before": load()}
     # (zstd level, frames per inner chunk); the first is the store's default
-    variants = [DEFAULT] + [v for v in [(1, 50), (3, 50), (5, 50), (9, 50), (5, 100), (9, 300)] if v != DEFAULT]
+    variants = [DEFAULT] + [v for v in [(1, 50), (3, 50), (5, 50), (9, 50), (5, 75), (5, 100), (9, 300)] if v != DEFAULT]
     readers: dict[str, callable] = {}
     try:
         for level, chunk in variants:

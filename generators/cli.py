@@ -6,6 +6,7 @@ import logging
 import sys
 
 from storage.cli_util import run_main
+from storage.schema import StoreConfig
 
 from .runner import RunOptions, generate
 from .spec import DatasetSpec
@@ -27,8 +28,9 @@ def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
     p.add_argument("--max-retries", type=int, default=3, help="retries of a failed episode before it is reported")
     p.add_argument("--episode-timeout", type=float, default=None, help="seconds before a stuck episode's worker is replaced")
     p.add_argument("--compression-level", type=int, default=None,
-                   help="zstd level of a new store (default 1: at 2000+ frames/s level 3 would cost a third of "
-                        "the simulator's time for 25%% smaller stores; see bench/storage.py)")
+                   help=f"zstd level of a new store (default {StoreConfig.compression_level}: no larger than the "
+                        "authors' compressed download; 1 encodes ~2.5x faster for ~1.3x larger stores, for machines "
+                        "with no core to spare; see bench/storage.py)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     spec.add_args(p)
     return p
