@@ -120,9 +120,9 @@ def main() -> None:
     ap.add_argument("--memory-maze-steps", type=int, default=300)
     args = ap.parse_args()
     import ray
-    from generators.runner import _hide_auth_notice
+    from generators.runner import hide_ray_auth_notice
     import logging
-    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_hide_auth_notice)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(hide_ray_auth_notice)
     tmp = tempfile.mkdtemp(prefix="bench_gen")
     fig: dict = {"load_before": load()}
     rows, sizes = [], []

@@ -109,7 +109,7 @@ class SimWorker:
         return os.getpid()
 
 
-def _hide_auth_notice(record: logging.LogRecord) -> bool:
+def hide_ray_auth_notice(record: logging.LogRecord) -> bool:
     """Ray announces at every start that it turned token authentication on. It stays on; the notice is
     Ray's internals, not something a gen user acts on. Its other warnings (auth *disabled*) still show."""
     return not record.getMessage().startswith("Token authentication is enabled")
@@ -123,7 +123,7 @@ def _start_ray(opts: RunOptions) -> bool:
     if opts.address:
         ray.init(address=opts.address, **quiet, **opts.ray_init)
         return False
-    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_hide_auth_notice)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(hide_ray_auth_notice)
     kwargs = dict(include_dashboard=False, **quiet)
     if opts.workers:
         kwargs["num_cpus"] = max(opts.workers, os.cpu_count() or 1)
