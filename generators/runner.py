@@ -21,6 +21,7 @@ from storage.store import make_parent
 
 from . import faults
 from .backend import pick_backend
+from .bgwriter import ProcessWriter
 from storage.lock import StoreLock
 from .seeds import episode_seed
 from .spec import DatasetSpec
@@ -81,17 +82,18 @@ class RunReport:
 
 
 class SimWorker:
-    """One simulator for the actor's lifetime; generates episodes and writes them into the store.
+    """One simulator for the actor's lifetime; generates episodes and has them written into the store.
 
-    The actor runs two tasks at once (max_concurrency=PIPELINE): while one compresses and writes its
-    episode (zstd and crc32c release the GIL), the other already simulates the next one. A lock keeps
-    the simulator to one episode at a time. A task returns only once its episode is written, so the
-    driver's "returned => mark complete" rule is unchanged."""
+    The actor runs two tasks at once (max_concurrency=PIPELINE): while one waits for its episode to be
+    compressed and written by the actor's writer process (bgwriter), the other already simulates the
+    next one; a lock keeps the simulator to one episode at a time. A task returns only once its episode
+    is written, so the driver's "returned => mark complete" rule is unchanged."""
 
     def __init__(self, spec: DatasetSpec, backend: str, params: dict, store_url: str):
         self.spec, self.params = spec, params
         self.backend = spec.make_backend(backend, params)
-        self.writer = StoreWriter.open(store_url)
+        StoreWriter.open(store_url)        # fail here, in the actor, if the store is not writable
+        self.writer = ProcessWriter(store_url)
         self._sim = threading.Lock()
 
     def run(self, index: int, base_seed: int, attempt: int) -> tuple[int, int, int, float, float]:
@@ -101,9 +103,10 @@ class SimWorker:
             ep = self.spec.episode(self.backend, index, base_seed, self.params)
             t1 = time.perf_counter()
         faults.inject(index, attempt)
-        self.writer.write_episode(index, ep.video, ep.actions, ep.pose, fresh=True, **ep.extras)
+        t2 = time.perf_counter()
+        self.writer.write_episode(index, ep.video, ep.actions, ep.pose, **ep.extras)
         seed = ep.seed if ep.seed >= 0 else episode_seed(base_seed, index)
-        return index, int(seed), len(ep.video), t1 - t0, time.perf_counter() - t1
+        return index, int(seed), len(ep.video), t1 - t0, time.perf_counter() - t2
 
     def ping(self) -> int:
         return os.getpid()
