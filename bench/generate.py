@@ -1,6 +1,6 @@
 """Generation speed: the bare embedded simulator vs the toolkit end to end (Ray workers + store).
 
-    python bench/generate.py [--datasets dmlab,minecraft,habitat] [--episodes N] [--memory-maze]
+    python bench/generate.py [--datasets dmlab,minecraft,habitat] [--episodes N] [--no-memory-maze]
 
 Per dataset, in one run and one process:
   bare      the embedded backend stepping the dataset's own policy, no Ray, no storage (frames/s);
@@ -11,6 +11,7 @@ Per dataset, in one run and one process:
             dataset (40k DMLab, 200k Minecraft / Habitat) come from it: every core busy, as on a cluster
   bare_2p   the bare backend in 2 processes at once: the machine's own ceiling for 2 workers (DMLab)
   store     bytes per episode of the gen_1w store (default settings) and the full dataset extrapolated
+  memory-maze 9x9 at 64x64 with random actions, a pip-installable MuJoCo maze, for comparison (if installed)
 Goals (issue 14): DMLab gen 1 worker / bare >= 0.95, gen 2 workers / 2 bare processes >= 0.85;
 Minecraft and Habitat gen 1 worker / bare >= 0.97.
 """
@@ -116,7 +117,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=None,
                     help="episodes per end-to-end measurement (default: 32 DMLab, 10 Minecraft/Habitat)")
     ap.add_argument("--bare-episodes", type=int, default=4)
-    ap.add_argument("--memory-maze", action="store_true", help="also time memory-maze 9x9 (pip install -e '.[bench]')")
+    ap.add_argument("--no-memory-maze", action="store_true")
     ap.add_argument("--memory-maze-steps", type=int, default=300)
     args = ap.parse_args()
     import ray
@@ -133,6 +134,13 @@ def main() -> None:
             n_e2e = args.episodes or (32 if name == "dmlab" else 10)
             bare_a, warm = bare_fps(spec, params, args.bare_episodes)
             fig[f"{name}_first_episode_s"] = warm
+            if name == "habitat":
+                be = spec.make_backend("embedded", params)
+                t0 = time.perf_counter()
+                be.load_scene(1)
+                fig["habitat_scene_load_s"] = time.perf_counter() - t0
+                be.close()
+                rows.append((name, "scene load (mesh + nav grid + GPU upload)", fig["habitat_scene_load_s"], "seconds"))
             r1, per_ep = e2e(spec, params, n_e2e, 1, tmp)
             r2, _ = e2e(spec, params, n_e2e, 2, tmp)
             bare_b, _ = bare_fps(spec, params, args.bare_episodes)
@@ -171,7 +179,7 @@ def main() -> None:
                 rows.append((name, "bare, 2 processes (hardware ceiling)", b2,
                              f"{b2 / bare:.2f}x bare; gen 2 workers reach {fig['dmlab_gen_2w_over_bare_2p']:.2f}x of it "
                              "(goal >= 0.85)"))
-                if args.memory_maze:
+                if not args.no_memory_maze:
                     try:
                         mm = memory_maze_fps(args.memory_maze_steps)
                     except ImportError as e:

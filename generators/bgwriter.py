@@ -52,6 +52,13 @@ class ProcessWriter:
         self._proc = None
         self._conn = None
 
+    def start(self) -> "ProcessWriter":
+        """Start the child now (its imports overlap the simulator's construction); else on first write."""
+        with self._lock:
+            if self._proc is None:
+                self._start()
+        return self
+
     def _start(self) -> None:
         # a fresh interpreter, not multiprocessing: the actor is multi-threaded (never fork it) and its
         # __main__ is Ray's worker loop (spawn would rerun it); the parent's sys.path goes along

@@ -86,27 +86,31 @@ class SimWorker:
 
     The actor runs two tasks at once (max_concurrency=PIPELINE): while one waits for its episode to be
     compressed and written by the actor's writer process (bgwriter), the other already simulates the
-    next one; a lock keeps the simulator to one episode at a time. A task returns only once its episode
-    is written, so the driver's "returned => mark complete" rule is unchanged."""
+    next one. Every simulator call runs on one thread of its own, built there too: one episode at a time,
+    and an OpenGL context (Habitat, Minecraft) stays current on the thread that made it. A task returns
+    only once its episode is written, so the driver's "returned => mark complete" rule is unchanged."""
 
     def __init__(self, spec: DatasetSpec, backend: str, params: dict, store_url: str):
+        from concurrent.futures import ThreadPoolExecutor
         self.spec, self.params = spec, params
-        self.backend = spec.make_backend(backend, params)
         StoreWriter.open(store_url)        # fail here, in the actor, if the store is not writable
-        self.writer = ProcessWriter(store_url)
-        self._sim = threading.Lock()
+        self.writer = ProcessWriter(store_url).start()
+        self._sim = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulator")
+        self.backend = self._sim.submit(spec.make_backend, backend, params).result()
+
+    def _episode(self, index: int, base_seed: int):
+        t0 = time.perf_counter()
+        ep = self.spec.episode(self.backend, index, base_seed, self.params)
+        return ep, time.perf_counter() - t0
 
     def run(self, index: int, base_seed: int, attempt: int) -> tuple[int, int, int, float, float]:
         """-> (index, seed used, frames, simulation seconds, write seconds)."""
-        with self._sim:
-            t0 = time.perf_counter()
-            ep = self.spec.episode(self.backend, index, base_seed, self.params)
-            t1 = time.perf_counter()
+        ep, sim_s = self._sim.submit(self._episode, index, base_seed).result()
         faults.inject(index, attempt)
-        t2 = time.perf_counter()
+        t0 = time.perf_counter()
         self.writer.write_episode(index, ep.video, ep.actions, ep.pose, **ep.extras)
         seed = ep.seed if ep.seed >= 0 else episode_seed(base_seed, index)
-        return index, int(seed), len(ep.video), t1 - t0, time.perf_counter() - t2
+        return index, int(seed), len(ep.video), sim_s, time.perf_counter() - t0
 
     def ping(self) -> int:
         return os.getpid()

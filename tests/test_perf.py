@@ -91,3 +91,27 @@ def test_only_rays_auth_enabled_notice_is_hidden():
     rec = lambda msg: logging.LogRecord("ray", logging.WARNING, "f", 1, msg, None, None)
     assert not hide_ray_auth_notice(rec("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=..."))
     assert hide_ray_auth_notice(rec("Token authentication is disabled for this Ray cluster. Anyone with ..."))
+
+
+def test_process_writer_writes_the_same_bytes_reports_errors_and_survives_its_child(tmp_path):
+    from generators.bgwriter import ProcessWriter
+    from storage import StoreError
+    cfg = config(episodes=3)
+    url = str(tmp_path / "p.zarr")
+    StoreWriter.create(url, cfg)
+    v = structured_frames(cfg.length, cfg.height, cfg.width, seed=5)
+    acts, pose = np.r_[-1, np.zeros(cfg.length - 1, int)], np.arange(cfg.length * 4.0).reshape(-1, 4)
+    w = ProcessWriter(url)
+    try:
+        w.write_episode(0, v, acts, pose)
+        with pytest.raises(StoreError, match="action ids outside"):     # the child's error, raised here
+            w.write_episode(1, v, np.full(cfg.length, 9), pose)
+        w._proc.kill()                                                  # a dead child is replaced
+        w._proc.wait()
+        w.write_episode(2, v, acts, pose)
+    finally:
+        w.close()
+    r = StoreReader(url)
+    for i in (0, 2):
+        assert np.array_equal(r.read("video", i), v) and np.array_equal(r.read("actions", i), acts)
+        assert np.array_equal(r.read("pose", i), pose.astype(np.float32))
