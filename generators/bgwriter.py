@@ -3,7 +3,7 @@
 The actor simulates episode i+1 while this process compresses and writes episode i on another core.
 zstd releases the GIL, but zarr's Python around it does not, and the simulators (numba, Python policies)
 hold it; a separate process takes the writer off the simulator's interpreter altogether. Frames travel
-through a pipe (one copy, ~1 ms for a 300-frame 64x64 episode). `write()` returns only once the episode
+through a socket pair (one copy of the frames). `write_episode()` returns only once the episode
 is on the store, so the runner's "a task returned => mark it complete" rule holds unchanged.
 """
 from __future__ import annotations
@@ -37,8 +37,11 @@ def _serve(url: str, conn, parent: int) -> None:
             return
         try:
             writer.write_episode(i, video, actions, pose, fresh=True, **extras)
-        except BaseException as e:       # noqa: BLE001 - handed back to the actor, which raises it
-            conn.send(e)
+        except Exception as e:           # handed back to the actor, which raises it (retry, disk full, ...)
+            try:
+                conn.send(e)
+            except Exception:            # not picklable: its text then
+                conn.send(RuntimeError(f"{type(e).__name__}: {e}"))
         else:
             conn.send(None)
 
