@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import abc
 import argparse
+import math
 from typing import Any, Hashable
 
 from storage.schema import StoreConfig
 
 from .backend import Backend
 from .rollout import Episode
+
+
+def flag_name(key: str) -> str:
+    return "--" + str(key).replace("_", "-")
+
+
+def check_finite(params: Any, where: str = "") -> None:
+    """ValueError naming the flag of the first NaN/inf float in `params` (nested dicts/lists too)."""
+    if isinstance(params, float) and not math.isfinite(params):
+        raise ValueError(f"{flag_name(where.split('.')[0]) if where else 'a parameter'} must be a finite "
+                         f"number, got {params}")
+    if isinstance(params, dict):
+        for k, v in params.items():
+            check_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(params, (list, tuple)):
+        for v in params:
+            check_finite(v, where)
 
 
 class DatasetSpec(abc.ABC):
@@ -29,6 +47,11 @@ class DatasetSpec(abc.ABC):
 
     def validate(self, params: dict[str, Any], backend: str) -> None:
         """Raise ValueError with a one-line message for unsupported settings (e.g. a resolution)."""
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Checks every dataset shares, run before `validate`: no NaN/inf anywhere (NaN is not JSON and
+        NaN != NaN would refuse every resume)."""
+        check_finite(params)
 
     @abc.abstractmethod
     def store_config(self, params: dict[str, Any], backend: str, episodes: int, seed: int) -> StoreConfig:
