@@ -149,8 +149,8 @@ TECO_CONFIGS: dict[str, TECOConfig] = {
     # experiments/consistency.py: tiny's widths with a 48-frame window, so a context of 47 frames covers the
     # revisits of the DMLab retrace probe (gaps 17-40) that a --context 16 twin cannot see
     "probe48": TECOConfig(
-        name="probe48", seq_len=48, batch_size=4, lr=1e-3, total_steps=6000, warmup_steps=200,
-        save_interval=1000, log_interval=50,
+        name="probe48", seq_len=48, batch_size=4, lr=1e-3, total_steps=3000, warmup_steps=100,
+        save_interval=500, log_interval=50,
         encoder_depths=(16, 32), encoder_blocks=1, decoder_depths=(16, 32), decoder_blocks=1,
         embedding_dim=16, n_codes=64, proj_dim=8, z_ds=4,
         z_tfm=TransformerConfig(32, 64, 2, 2), z_git=TransformerConfig(32, 64, 2, 2), z_git_vocab_dim=16,

@@ -298,7 +298,7 @@ def test_eval_teco_skips_metrics_without_weights(runs, capsys, monkeypatch, tmp_
     assert "--i3d-weights" in r["fvd_kinetics"]["skipped"]
     assert str(tmp_path) in r["lpips"]["skipped"] and "i3d_torchscript.pt" in r["fvd"]["skipped"]
     assert math.isfinite(r["psnr"]["mean"]) and set(r["per_step"]) == {"psnr", "ssim"}
-    assert m["side_by_side"]["lpips"] == {"teco": None}
+    assert m["side_by_side"]["lpips"] == {"teco": None, "copy_last_frame": None}
     assert os.path.isfile(str(out)[:-5] + "_curve.png")
 
 
