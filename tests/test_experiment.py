@@ -26,6 +26,13 @@ def test_consistency_toy_end_to_end_and_resume(tmp_path, capsys):
         assert r["models"]["long"][k] is not None, k
     assert r["hypothesis"] in ("supported", "not supported", "no memory frames")
     assert "| long |" in (results / "results.md").read_text()
+    # train-teco scored the held-out windows at its checkpoints (steps 2 and 3): the learning figures
+    from teco.runlog import read_log
+    held = [r for r in read_log(work / "teco_long") if r.get("event") == "heldout"]
+    assert [r["step"] for r in held] == [2, 3]
+    assert all(r["frames"] > 0 and 0 <= r["copy_acc"] <= 1 and r["code_entropy"] > 0 for r in held)
+    logged = [r for r in read_log(work / "teco_long") if "prior_loss" in r]
+    assert logged and all(r["prior_nll_per_token"] > 0 and r["recon_ce_per_code"] > 0 for r in logged)
     # the store was made with the probe variant, recorded in its params
     from storage import StoreReader
     assert StoreReader(str(work / "data.zarr")).config.params["retrace_cells"] == 2

@@ -225,8 +225,10 @@ def test_resume_and_user_errors(tmp_path, capsys):
     ckpt = load_checkpoint(run / "ckpt.pt")
     assert ckpt["step"] == 10
     assert any(not torch.equal(first[k], ckpt["model"][k]) for k in first)
-    events = [r["event"] for r in read_log(run) if "event" in r]
-    assert events == ["start", "resume"]
+    events = [(r["event"], r.get("step")) for r in read_log(run) if "event" in r]
+    # held-out PSNR at the intermediate checkpoint (step 3 of 6); the last one gets the final evaluation
+    assert events == [("start", 0), ("heldout", 3), ("resume", 6)]
+    assert 0 < next(r for r in read_log(run) if r.get("event") == "heldout")["test_psnr"] < 100
     stats = [r for r in read_log(run) if "rec" in r]
     assert [r["step"] for r in stats] == [5, 6, 10]
     assert all("d" in r and "d_weight" in r for r in stats)   # GAN active after --disc-start
