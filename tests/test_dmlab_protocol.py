@@ -266,3 +266,27 @@ def test_spec_rejects_unsupported_settings(argv):
     with pytest.raises(ValueError):
         SPEC.validate(_params(*argv), "embedded")
     assert CELL_SIZE == 100.0
+
+
+def test_retrace_probe_walks_back_and_out_again_then_replans():
+    """--retrace-cells K (probe variant, off by default): at a leg's goal, back K cells, out to the goal
+    again, then the next leg; recorded in the params only when on."""
+    lay = parse_layout(LAYOUT)
+    backend = _FakeBackend(lay)
+    agent = _agent(retrace_cells=2)
+    x, y = lay.centre(1, 1)
+    agent(0, None, _pose(x, y, 0.0), backend)
+    leg = [tuple(p) for p in agent.path]
+    assert len(leg) == 6 and leg[-1] == lay.centre(3, 5)
+    for k in range(6):                                     # walk the leg
+        agent(1 + k, None, _pose(*leg[k], 0.0), backend)
+    assert agent.phase == "back" and [tuple(p) for p in agent.path] == [leg[-2], leg[-3]]
+    for k, p in enumerate([leg[-2], leg[-3]]):
+        agent(10 + k, None, _pose(*p, 180.0), backend)
+    assert agent.phase == "again" and [tuple(p) for p in agent.path] == [leg[-2], leg[-1]]
+    for k, p in enumerate([leg[-2], leg[-1]]):
+        agent(20 + k, None, _pose(*p, 0.0), backend)
+    assert agent.phase == "out" and tuple(agent.path[-1]) == lay.centre(3, 3)   # the next leg, as without
+    assert "retrace_cells" not in _params() and _params("--retrace-cells", "2")["retrace_cells"] == 2
+    with pytest.raises(ValueError):
+        SPEC.validate(_params("--retrace-cells", "-1"), "embedded")
