@@ -341,6 +341,7 @@ def build_report(metrics: dict, exp: Experiment) -> dict:
                 row[f"{g}_{metric}_std"] = _get(m, "consistency", g, metric, "std")
         for g in ("memory", "novel", "recent"):
             row[f"{g}_frames_per_run"] = _get(m, "consistency", g, "frames_per_run")
+            row[f"{g}_frames"] = _get(m, "consistency", g, "frames")
         for k in ("prior_nll_per_token", "code_entropy", "next_frame_acc", "copy_acc", "posterior_acc"):
             row[k] = _get(m, "learning", k)
         row["train_step"] = m.get("train_step")

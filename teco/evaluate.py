@@ -249,7 +249,7 @@ class Evaluation:
         stats = RevisitStats() if "skipped" not in self.revisit else None
         groups = ("memory", "novel", "recent")
         cons = {g: {m: [] for m in names} for g in groups}       # per run: mean over the group's frames
-        counts = {g: 0 for g in groups}
+        counts = {g: [] for g in groups}
         long = getattr(model, "context", None)
         for run in range(len(self.plan["frames"])):
             run_vals = {m: [] for m in names}
@@ -282,16 +282,16 @@ class Evaluation:
             if stats is not None:
                 for g in groups:
                     mask = torch.stack(run_masks[g])                       # (examples, horizon)
-                    if run == 0:
-                        counts[g] = int(mask.sum())
+                    counts[g].append(int(mask.sum()))   # runs may differ: their window starts are drawn
                     for m in names:
                         v = torch.cat(run_vals[m])[mask]
                         cons[g][m].append(finite_mean(torch.clamp(v.double(), max=100.0)) if v.numel() else math.nan)
         out = {m: summarize(per_run[m]) for m in names}
         if stats is not None:
             out["consistency"] = {"short_context": self.short_context, "long_context": long,
-                                  **{g: {"frames_per_run": counts[g],
-                                         **{m: (summarize(cons[g][m]) if counts[g] else None) for m in names}}
+                                  **{g: {"frames": sum(counts[g]), "frames_per_run": counts[g],
+                                         **{m: (summarize([v for v in cons[g][m] if math.isfinite(v)])
+                                                if sum(counts[g]) else None) for m in names}}
                                      for g in groups}}
         if "lpips" not in names:
             out["lpips"] = {"skipped": self.lpips[1]}
@@ -366,7 +366,7 @@ def side_by_side(models: dict[str, dict]) -> dict:
             "novel_ssim": ("consistency", "novel", "ssim", "mean"),
             "memory_lpips": ("consistency", "memory", "lpips", "mean"),
             "novel_lpips": ("consistency", "novel", "lpips", "mean"),
-            "memory_frames_per_run": ("consistency", "memory", "frames_per_run"),
+            "memory_frames": ("consistency", "memory", "frames"),
             "prior_nll_per_token": ("learning", "prior_nll_per_token"),
             "code_entropy": ("learning", "code_entropy"),
             "next_frame_acc": ("learning", "next_frame_acc"),

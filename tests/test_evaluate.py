@@ -140,14 +140,16 @@ def test_consistency_split_memory_novel_recent(tmp_path):
     e.short_context = 4
     c = e.run(_ConstantModel(), _NoBar())["consistency"]
     assert (c["short_context"], c["long_context"]) == (4, None)
-    assert (c["memory"]["frames_per_run"], c["novel"]["frames_per_run"], c["recent"]["frames_per_run"]) == (2, 4, 2)
+    assert (c["memory"]["frames_per_run"], c["novel"]["frames_per_run"], c["recent"]["frames_per_run"]) == \
+        ([2, 2], [4, 4], [2, 2])
+    assert c["memory"]["frames"] == 4
     # black predictions: the memory frames are frame 10 of episodes 0 and 1 (values 100, 101)
     want = np.mean([20 * math.log10(255 / (100 + i)) for i in (0, 1)])
     assert c["memory"]["psnr"]["mean"] == pytest.approx(want, abs=1e-4) and len(c["memory"]["psnr"]["per_run"]) == 2
     model = _ConstantModel()
     model.context = 8                                # a model that sees 8 frames back cannot reach gap 9
     c = e.run(model, _NoBar())["consistency"]
-    assert c["memory"]["frames_per_run"] == 0 and c["memory"]["psnr"] is None and c["long_context"] == 8
+    assert c["memory"]["frames"] == 0 and c["memory"]["psnr"] is None and c["long_context"] == 8
     copy = ev.CopyLast().predict(torch.arange(6)[None, :, None, None, None].expand(1, 6, 2, 2, 3), None, 4, None, None)
     assert copy[0, :, 0, 0, 0].tolist() == [3, 3]
 
@@ -271,7 +273,8 @@ def test_eval_teco_end_to_end(runs, capsys):
     for name, r in m["models"].items():
         c = r["consistency"]
         assert c["short_context"] == 2 and c["long_context"] == r["context"]
-        assert sum(c[g]["frames_per_run"] for g in ("memory", "novel", "recent")) <= 6 * len(test_eps)
+        assert sum(c[g]["frames"] for g in ("memory", "novel", "recent")) <= 2 * 6 * len(test_eps)
+        assert all(len(c[g]["frames_per_run"]) == 2 for g in ("memory", "novel", "recent"))
         lr = r["learning"]
         assert lr["frames"] > 0 and 0 <= lr["copy_acc"] <= 1 and lr["prior_nll_per_token"] > 0
         assert lr["code_entropy"] > 0 and 0 <= lr["next_frame_acc"] <= 1
