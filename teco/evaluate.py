@@ -324,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     for f in fields(Protocol):    # frame-count overrides, defaulting to the paper's protocol
         p.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default)
     Sampler.add_args(p)
-    p.add_argument("--revisit-radius", type=float, help="position tolerance in pose units (default per dataset)")
-    p.add_argument("--revisit-yaw", type=float, help="heading tolerance in degrees (default per dataset)")
+    p.add_argument("--revisit-radius", type=float, help="position tolerance in pose units (default: the store's recorded one)")
+    p.add_argument("--revisit-yaw", type=float, help="heading tolerance in degrees (default: the store's recorded one)")
     return p
 
 
@@ -334,7 +334,7 @@ def revisit_setup(reader: StoreReader, args) -> dict:
     names = [n.lower() for n in cfg.pose_names[:4]]
     if len(names) < 4 or names[:3] != ["x", "y", "z"] or not names[3].startswith("yaw"):
         return {"skipped": f"store pose is {cfg.pose_names}, revisits need x, y, z, yaw first"}
-    radius, yaw = tolerances(cfg.dataset, args.revisit_radius, args.revisit_yaw)
+    radius, yaw = tolerances(cfg.params, args.revisit_radius, args.revisit_yaw)
     return {"radius": radius, "yaw_tolerance": yaw, "pose_units": cfg.params.get("pose_units")}
 
 
