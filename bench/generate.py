@@ -17,18 +17,18 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 
-from common import finish, table
+# the repository root first, also when PYTHONPATH names it: else bench/storage.py shadows storage/
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import finish, table  # noqa: E402
+
+from generators import registry  # noqa: E402
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-
-
-def default_params(spec, extra: list[str]):
-    p = argparse.ArgumentParser()
-    spec.add_args(p)
-    return spec.params(p.parse_args(extra))
 
 
 def bare_fps(spec, params, episodes: int) -> tuple[float, float]:
@@ -46,9 +46,8 @@ def bare_fps(spec, params, episodes: int) -> tuple[float, float]:
 
 def _bare_worker(args):
     name, params, episodes = args
-    import importlib
-    spec = importlib.import_module(f"generators.{name}.spec").SPEC
-    return bare_fps(spec, params, episodes)[0]
+    from generators import registry
+    return bare_fps(registry.get(name), params, episodes)[0]
 
 
 def bare_parallel_fps(spec, params, episodes: int, procs: int) -> float:
@@ -83,7 +82,8 @@ def memory_maze_fps(steps: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", default="dmlab,minecraft,habitat")
+    ap.add_argument("--datasets", default=",".join(registry.PAPER_DATASETS),
+                    help=f"comma-separated, any of {', '.join(registry.names())}")
     ap.add_argument("--episodes", type=int, default=None,
                     help="episodes per end-to-end measurement (default: 48 DMLab, 12 Minecraft/Habitat)")
     ap.add_argument("--bare-episodes", type=int, default=4)
@@ -96,20 +96,8 @@ def main() -> None:
     fig, rows = {}, []
     try:
         for name in args.datasets.split(","):
-            if name == "dmlab":
-                from generators.dmlab.spec import SPEC
-                params = default_params(SPEC, [])
-            elif name == "minecraft":
-                from generators.minecraft.spec import SPEC
-                params = default_params(SPEC, [])
-            elif name == "habitat":
-                from generators.habitat.scenes import main as make_scenes
-                from generators.habitat.spec import SPEC
-                scenes = os.path.join(tmp, "scenes")
-                make_scenes(["--out", scenes, "--count", "2", "--seed", "0"])
-                params = default_params(SPEC, ["--scenes", scenes])
-            else:
-                raise SystemExit(f"unknown dataset {name}")
+            SPEC = registry.get(name)
+            params = SPEC.params_from_argv(SPEC.setup_args(tmp))      # the paper's defaults
             n_e2e = args.episodes or (48 if name == "dmlab" else 12)
             bare, warm = bare_fps(SPEC, params, args.bare_episodes)
             fig[f"{name}_bare_fps"] = bare

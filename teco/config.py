@@ -149,8 +149,18 @@ TECO_CONFIGS: dict[str, TECOConfig] = {
 }
 
 
-def get_config(name: str, **overrides) -> TECOConfig:
-    """A fresh copy of a named config with dataclass field overrides."""
+def store_default(store_params: dict, key: str, what: str) -> str | dict:
+    """The default config a store's dataset records (params[key]: a config name or its fields)."""
+    value = store_params.get(key)
+    if not isinstance(value, (str, dict)):
+        raise ValueError(f"--config is required: the store records no default {what} config (params['{key}'])")
+    return value
+
+
+def get_config(name: str | dict, **overrides) -> TECOConfig:
+    """A fresh copy of a named config (or one given by its fields) with dataclass field overrides."""
+    if isinstance(name, dict):
+        return dataclasses.replace(TECOConfig.from_json(copy.deepcopy(name)), **overrides)
     if name not in TECO_CONFIGS:
         raise ValueError(f"unknown TECO config '{name}': choose one of {', '.join(sorted(TECO_CONFIGS))}")
     return dataclasses.replace(copy.deepcopy(TECO_CONFIGS[name]), **overrides)

@@ -111,10 +111,8 @@ class Model:
         self.vqgan_hash = (self.info.get("vqgan") or {}).get("hash")
 
     def check_store(self, reader: StoreReader) -> None:
-        res = getattr(getattr(self.vqgan, "cfg", None), "resolution", None)
-        c = reader.config
-        if res is not None and (c.height, c.width) != (res, res):
-            raise ValueError(f"{self.run_dir}: its VQ-GAN works on {res}x{res} frames, the store holds {c.height}x{c.width}")
+        from .encode import check_resolution
+        check_resolution(reader, self.vqgan, self.run_dir)
 
     def store_codes(self, reader: StoreReader) -> bool:
         """The store's codes were made by this run's VQ-GAN: read them instead of re-encoding."""

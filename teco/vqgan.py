@@ -81,7 +81,10 @@ VQGAN_CONFIGS: dict[str, VQGANConfig] = {
 }
 
 
-def named_config(name: str) -> VQGANConfig:
+def named_config(name: str | dict) -> VQGANConfig:
+    """A fresh copy of a named config, or the config given by its fields."""
+    if isinstance(name, dict):
+        return VQGANConfig.from_json(dict(name))
     if name not in VQGAN_CONFIGS:
         raise ValueError(f"unknown VQ-GAN config '{name}': choose one of {', '.join(VQGAN_CONFIGS)}")
     return dataclasses.replace(VQGAN_CONFIGS[name])
