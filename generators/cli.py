@@ -1,14 +1,22 @@
-"""The command line shared by gen-dmlab, gen-minecraft and gen-habitat."""
+"""The command line shared by gen-dmlab, gen-minecraft and gen-habitat.
+
+Every flag is checked before anything is written; a rerun that finds every requested episode complete
+reports so without taking the store lock (it works on a read-only mount)."""
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 
 from storage.cli_util import run_main
 
 from .runner import RunOptions, generate
 from .spec import DatasetSpec
+
+MAX_SEED = 2 ** 63 - 1
+GROWTH_FACTOR = 10        # more than this times the store's (or the paper's) size needs --allow-large-growth
+GROWTH_FLOOR = 10_000     # any store may grow to this many episodes without the flag
 
 
 def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
@@ -19,7 +27,7 @@ def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--episodes", type=int, default=spec.default_episodes, help="episodes in the dataset")
     p.add_argument("--out", required=True, help="store path or fsspec URL (s3://..., gs://...)")
-    p.add_argument("--seed", type=int, default=0, help="base seed; episode i depends on (seed, i) only")
+    p.add_argument("--seed", type=int, default=0, help=f"base seed in 0..2**63-1; episode i depends on (seed, i) only")
     p.add_argument("--backend", default="auto",
                    help=f"auto (= {spec.real_backend} if importable, else embedded), embedded or {spec.real_backend}")
     p.add_argument("--workers", type=int, default=None, help="simulator actors (default: all CPUs of the cluster)")
@@ -29,17 +37,85 @@ def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
     p.add_argument("--compression-level", type=int, default=None,
                    help="zstd level of a new store (default 1: at 2000+ frames/s level 3 would cost a third of "
                         "the simulator's time for 25%% smaller stores; see bench/storage.py)")
+    p.add_argument("--allow-large-growth", action="store_true",
+                   help=f"allow --episodes above {GROWTH_FACTOR}x the store's current size (and above "
+                        f"{GROWTH_FACTOR}x the paper's size, at least {GROWTH_FLOOR}); stores never shrink")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     spec.add_args(p)
     return p
+
+
+def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One-line ValueError for a flag value no run can use; runs before anything touches the store."""
+    for action in parser._actions:   # NaN/inf in any float flag, whatever dataset adds it
+        v = getattr(args, action.dest, None)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{action.option_strings[-1] if action.option_strings else action.dest} must be a "
+                             f"finite number, got {v}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise ValueError(f"--seed must be within 0..2**63-1, got {args.seed}")
+    if args.episodes <= 0:
+        raise ValueError(f"--episodes must be positive, got {args.episodes}")
+    if args.workers is not None and args.workers <= 0:
+        raise ValueError(f"--workers must be positive, got {args.workers}")
+    if args.max_retries < 0:
+        raise ValueError(f"--max-retries must be >= 0, got {args.max_retries}")
+    if args.episode_timeout is not None and args.episode_timeout <= 0:
+        raise ValueError(f"--episode-timeout must be positive seconds, got {args.episode_timeout}")
+    if args.compression_level is not None and not 1 <= args.compression_level <= 22:
+        raise ValueError(f"--compression-level must be within 1..22, got {args.compression_level}")
+
+
+def growth_limit(spec: DatasetSpec, existing: int) -> int:
+    return max(GROWTH_FACTOR * existing, GROWTH_FACTOR * spec.default_episodes, GROWTH_FLOOR)
+
+
+def precheck(spec: DatasetSpec, params: dict, args: argparse.Namespace) -> tuple[str, int] | None:
+    """Everything that can be refused without writing: flags, config, a config change, large growth.
+    Returns (backend, complete episodes) when the store already holds every requested episode."""
+    from storage import store as _store
+    from storage.reader import StoreReader
+    from storage.schema import StoreError
+    from storage.writer import check_config, check_same_config
+
+    from .backend import pick_backend
+    spec.check_params(params)
+    backend = pick_backend(args.backend, spec.real_backend, spec.real_module, spec.install_hint)
+    spec.validate(params, backend)
+    cfg = spec.store_config(params, backend, args.episodes, args.seed)
+    try:
+        check_config(cfg)
+    except StoreError as e:
+        raise ValueError(str(e)) from None
+    existing = StoreReader(args.out) if _store.exists(args.out) else None
+    have = existing.config.episodes if existing else 0
+    if existing:
+        check_same_config(existing.url, existing.config, cfg)
+    if args.episodes > have and args.episodes > growth_limit(spec, have) and not args.allow_large_growth:
+        what = f"grow {existing.url} from {have} to" if existing else "create a store of"
+        raise ValueError(f"refusing to {what} {args.episodes} episodes (more than {growth_limit(spec, have)}); "
+                         "stores never shrink, so check --episodes and pass --allow-large-growth if you mean it")
+    if existing and args.episodes <= have:
+        done = existing.complete_indices()
+        if int((done < args.episodes).sum()) == args.episodes:
+            return backend, args.episodes
+    return None
 
 
 def run_cli(spec: DatasetSpec, argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"gen-{spec.name}: %(levelname)s: %(message)s")
 
     def main() -> int:
-        args = build_parser(spec).parse_args(argv)
+        parser = build_parser(spec)
+        args = parser.parse_args(argv)
+        check_flags(parser, args)
         params = spec.params(args)
+        done = precheck(spec, params, args)
+        if done is not None:   # nothing to write: no lock, no Ray, no write access needed
+            backend, n = done
+            print(f"{args.out}: {n}/{args.episodes} episodes complete (0 generated now, {n} already there) "
+                  f"with backend {backend}")
+            return 0
         opts = RunOptions(out=args.out, episodes=args.episodes, seed=args.seed, backend=args.backend,
                           workers=args.workers, address=args.address, max_retries=args.max_retries,
                           episode_timeout=args.episode_timeout, progress=not args.no_progress,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import argparse
+import math
 from typing import Any, Callable, Hashable, Sequence
 
 from storage.schema import StoreConfig
@@ -11,6 +12,30 @@ from storage.schema import StoreConfig
 from .backend import Backend
 from .rollout import Episode, EpisodeDiscarded
 from .seeds import episode_seed
+
+
+def flag_name(key: str) -> str:
+    return "--" + str(key).replace("_", "-")
+
+
+def check_finite(params: Any, where: str = "") -> None:
+    """ValueError naming the flag of the first NaN/inf float in `params` (nested dicts/lists too)."""
+    if isinstance(params, float) and not math.isfinite(params):
+        raise ValueError(f"{flag_name(where.split('.')[0]) if where else 'a parameter'} must be a finite "
+                         f"number, got {params}")
+    if isinstance(params, dict):
+        for k, v in params.items():
+            check_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(params, (list, tuple)):
+        for v in params:
+            check_finite(v, where)
+
+
+def check_at_least(params: dict[str, Any], minimum: dict[str, int]) -> None:
+    """ValueError naming the flag of the first params[key] below minimum[key] (the "must be >= 1" checks)."""
+    for key, low in minimum.items():
+        if params[key] < low:
+            raise ValueError(f"{flag_name(key)} must be >= {low}, got {params[key]}")
 
 
 class DatasetSpec(abc.ABC):
@@ -43,6 +68,11 @@ class DatasetSpec(abc.ABC):
 
     def validate(self, params: dict[str, Any], backend: str) -> None:
         """Raise ValueError with a one-line message for unsupported settings (e.g. a resolution)."""
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Checks every dataset shares, run before `validate`: no NaN/inf anywhere (NaN is not JSON and
+        NaN != NaN would refuse every resume)."""
+        check_finite(params)
 
     def setup_args(self, workdir: str) -> list[str]:
         """Flags a run needs that have no default (e.g. habitat's --scenes), made under `workdir`."""

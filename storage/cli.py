@@ -14,19 +14,22 @@ from .reader import StoreReader
 def cmd_info(args) -> int:
     r = StoreReader(args.path)
     cfg = r.config
-    mask = r.complete_mask()
+    complete = r.complete_count()
     stored = r.nbytes_stored()
     raw_per_ep = cfg.length * (cfg.height * cfg.width * 3 + 4 + 4 * max(cfg.pose_dim, 1)) + 9
-    raw = raw_per_ep * int(mask.sum())
+    raw = raw_per_ep * complete
     info = {
         "store": r.url, "dataset": cfg.dataset, "backend": f"{cfg.backend} {cfg.backend_version}",
-        "episodes": cfg.episodes, "complete": int(mask.sum()), "failed": len(r.failed()),
+        "episodes": cfg.episodes, "complete": complete, "failed": len(r.failed()),
         "frames": f"{cfg.length} x {cfg.height}x{cfg.width}", "actions": cfg.action_names, "pose": cfg.pose_names,
         "seed": cfg.seed, "bytes_on_disk": stored, "raw_bytes_complete": raw,
         "compression_ratio": round(raw / stored, 2) if stored else None,
         "codes": r.meta.get("codes"), "created": r.meta.get("created"),
         "tool": f"{r.meta.get('tool')} {r.meta.get('tool_version')}", "params": cfg.params,
     }
+    if r.longest > cfg.episodes:
+        info["unfinished_growth"] = (f"arrays hold {r.longest} episodes; the next writer (rerun the gen "
+                                     "command) finishes the growth")
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -38,18 +41,23 @@ def cmd_info(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    import contextlib
+
+    from .lock import StoreLock
     from .verify import verify
-    report = verify(args.path, progress=not args.no_progress)
-    for line in report.lines():
-        print(line)
-    if report.bad and args.mark_incomplete:
-        from .lock import StoreLock
-        from .writer import StoreWriter
-        with StoreLock(report.url):   # never while a generator writes this store
+    # --mark-incomplete writes: take the store's lock first (never beside a gen run or teco-encode)
+    lock = StoreLock(args.path, purpose="teco-store verify --mark-incomplete") if args.mark_incomplete else None
+    with lock or contextlib.nullcontext():
+        report = verify(args.path, progress=not args.no_progress)
+        for line in report.lines():
+            print(line)
+        if report.bad and args.mark_incomplete:
+            from .writer import StoreWriter
             w = StoreWriter.open(report.url)
             for i in report.bad:
                 w.set_complete(i, False)
-        print(f"marked {len(report.bad)} episodes incomplete: rerun the gen command that made the store to regenerate them")
+            print(f"marked {len(report.bad)} episodes incomplete: rerun the gen command that made the store to "
+                  "regenerate them")
     return 0 if report.ok else 1
 
 

@@ -1,14 +1,41 @@
-"""One generation run per store: a lock object beside the store, released on exit, stale after a crash."""
+"""One writer per store: a lock object beside the store, keyed by the resolved store path (a symlink
+names the same lock), released on exit, stale after a crash.
+
+Taken for a whole run by gen-* (the runner), teco-encode and `teco-store verify --mark-incomplete`;
+a StoreWriter that changes attributes, grows the store or (re)creates `codes` without holding it
+takes it for just that update (`locked`)."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import os
 import socket
+import sys
 import time
 
 import fsspec
 
+from . import store as _store
+from .schema import StoreError
+
+log = logging.getLogger(__name__)
+
 STALE_AFTER_S = 600.0   # a lock from another host whose heartbeat is older than this is stale
+SHORT_WAIT_S = 10.0     # how long an attribute update waits for another short update to finish
+YOUNG_S = 5.0           # an unreadable lock younger than this is still being written, not stale
+
+_HELD: dict[str, int] = {}   # lock URL -> how many StoreLocks of this process hold it
+
+
+def lock_url(store_url) -> str:
+    return _store.resolve(store_url) + ".lock"
+
+
+def held_here(store_url) -> bool:
+    """Whether this process holds the store's lock (the gen driver, teco-encode)."""
+    return _HELD.get(lock_url(store_url), 0) > 0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -18,52 +45,140 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    except (OverflowError, ValueError):
+        return False
     return True
 
 
+def os_error_message(e: OSError, what: str) -> str:
+    """`what` failed because of `e`: one line with the path and what to do."""
+    path = e.filename or ""
+    reason = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        todo = "free space (or raise the quota) and rerun the same command; completed work is kept"
+    elif e.errno == errno.EROFS:
+        todo = ("the file system is read-only: writing needs a writable location (reading a complete "
+                "store does not)")
+    elif e.errno in (errno.EACCES, errno.EPERM):
+        todo = "check the permissions of that path or choose another location"
+    else:
+        todo = "check the device and rerun the same command"
+    return f"{what}: {reason}: {path}; {todo}" if path else f"{what}: {reason}; {todo}"
+
+
+def _default_purpose() -> str:
+    return os.path.basename(sys.argv[0] or "") or "python"
+
+
 class StoreLock:
-    def __init__(self, store_url: str):
-        self.url = store_url.rstrip("/") + ".lock"
+    def __init__(self, store_url: str, purpose: str | None = None, short: bool = False):
+        self.url = lock_url(store_url)
         self.fs, self.path = fsspec.core.url_to_fs(self.url)
+        self.purpose = purpose or _default_purpose()
+        self.short = short   # held for one attribute update: others wait for it instead of failing
         self.held = False
 
     def _owner(self) -> dict | None:
         try:
             with self.fs.open(self.path, "r") as f:
-                return json.load(f)
-        except (FileNotFoundError, json.JSONDecodeError, OSError):
+                owner = json.load(f)
+            return owner if isinstance(owner, dict) else None
+        except (FileNotFoundError, json.JSONDecodeError, OSError, UnicodeDecodeError):
             return None
 
     def _stale(self, owner: dict | None) -> bool:
         if owner is None:
             return True
-        if owner.get("host") == socket.gethostname():
-            return not _pid_alive(int(owner.get("pid", -1)))
-        return time.time() - float(owner.get("heartbeat", 0)) > STALE_AFTER_S
+        try:
+            if owner.get("host") == socket.gethostname():
+                return not _pid_alive(int(owner.get("pid", -1)))
+            return time.time() - float(owner.get("heartbeat", 0)) > STALE_AFTER_S
+        except (TypeError, ValueError):
+            return True
+
+    def _create(self, me: dict) -> None:
+        """Atomic create where the filesystem supports it; a half-written lock of ours is removed."""
+        created = False
+        try:
+            with self.fs.open(self.path, "xb") as f:
+                created = True
+                f.write(json.dumps(me).encode())
+        except FileExistsError:
+            raise
+        except OSError as e:
+            if created:
+                with contextlib.suppress(OSError):
+                    self.fs.rm(self.path)
+            if e.filename is None:
+                e.filename = self.url
+            raise StoreError(os_error_message(e, f"cannot take the store lock {self.url}")) from None
 
     def acquire(self) -> None:
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "heartbeat": time.time()}
-        for _ in range(2):
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "heartbeat": time.time(),
+              "purpose": self.purpose, "short": self.short}
+        deadline = time.time() + SHORT_WAIT_S
+        while True:
             try:
-                with self.fs.open(self.path, "xb") as f:   # atomic create where the filesystem supports it
-                    f.write(json.dumps(me).encode())
+                self._create(me)
                 self.held = True
+                _HELD[self.url] = _HELD.get(self.url, 0) + 1
                 return
             except FileExistsError:
                 owner = self._owner()
-                if not self._stale(owner):
-                    raise FileExistsError(
-                        f"another generation run (pid {owner.get('pid')} on {owner.get('host')}) is writing "
-                        f"this store; wait for it to finish or, if it is dead, delete {self.url}") from None
-                self.fs.rm(self.path)   # stale: its owner crashed
-        raise FileExistsError(f"could not take the lock {self.url}")
+                if owner is None and self._age() < YOUNG_S:   # being written by its creator: not stale
+                    if time.time() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    raise FileExistsError(f"another run is taking the lock {self.url} right now; retry in a "
+                                          "few seconds") from None
+                if self._stale(owner):
+                    with contextlib.suppress(FileNotFoundError):
+                        self.fs.rm(self.path)   # stale: its owner crashed
+                    continue
+                if owner.get("short") and time.time() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise FileExistsError(
+                    f"another generation run or store writer ({owner.get('purpose', '?')}, pid {owner.get('pid')} "
+                    f"on {owner.get('host')}) is writing this store; wait for it to finish or, if it is dead, "
+                    f"delete {self.url}") from None
+
+    def _age(self) -> float:
+        try:
+            info = self.fs.info(self.path)
+        except OSError:
+            return float("inf")
+        mtime = info.get("mtime") or info.get("LastModified") or info.get("updated")
+        if hasattr(mtime, "timestamp"):
+            mtime = mtime.timestamp()
+        try:
+            return time.time() - float(mtime)
+        except (TypeError, ValueError):
+            return float("inf")
 
     def heartbeat(self) -> None:
-        if self.held:
-            owner = self._owner() or {}
-            owner["heartbeat"] = time.time()
-            with self.fs.open(self.path, "w") as f:
-                json.dump(owner, f)
+        """Refresh the heartbeat; written beside and renamed over the lock (local) so that a full disk
+        can never leave an empty lock another run would take for stale."""
+        if not self.held:
+            return
+        owner = self._owner() or {}
+        owner["heartbeat"] = time.time()
+        data = json.dumps(owner).encode()
+        try:
+            if _store.is_url(self.url):
+                with self.fs.open(self.path, "wb") as f:   # one PUT: atomic on object stores
+                    f.write(data)
+            else:
+                tmp = f"{self.path}.{os.getpid()}.tmp"
+                try:
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                    os.replace(tmp, self.path)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(tmp)
+        except OSError as e:   # the lock stays as it was: still ours, still valid on this host
+            log.warning("could not refresh the heartbeat of %s: %s", self.url, e)
 
     def release(self) -> None:
         if self.held:
@@ -72,6 +187,9 @@ class StoreLock:
             except FileNotFoundError:
                 pass
             self.held = False
+            _HELD[self.url] = _HELD.get(self.url, 1) - 1
+            if _HELD[self.url] <= 0:
+                _HELD.pop(self.url, None)
 
     def __enter__(self):
         self.acquire()
@@ -79,3 +197,13 @@ class StoreLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+@contextlib.contextmanager
+def locked(store_url, purpose: str | None = None):
+    """Hold the store's lock for one update: nothing to do where this process already holds it."""
+    if held_here(store_url):
+        yield
+        return
+    with StoreLock(store_url, purpose=purpose, short=True):
+        yield

@@ -1,8 +1,13 @@
-"""The one reader of episode stores (plain zarr underneath; see FORMAT.md)."""
+"""The one reader of episode stores (plain zarr underneath; see FORMAT.md).
+
+zarr reads a missing object as fill values without complaint; `read` does not: a missing object of an
+episode raises MissingEpisodeData and an undecodable one EpisodeDataError, both naming the episode."""
 from __future__ import annotations
 
 import itertools
 import math
+import os
+import re
 
 import numpy as np
 import zarr
@@ -11,18 +16,44 @@ from . import store as _store
 from .schema import StoreError, array_specs
 
 
+class EpisodeDataError(StoreError):
+    """Episode `episode`'s array `array` cannot be read (damaged or cut short). Callers that can go on
+    without it (encoding, evaluation passes) catch this, name the episode and continue."""
+
+    def __init__(self, message: str, episode: int | None = None, array: str | None = None):
+        super().__init__(message)
+        if episode is None:   # rebuilt from the message alone (pickling, torch's DataLoader re-raise)
+            m = re.search(r"episode (\d+): array '([^']+)'", message)
+            episode, array = (int(m.group(1)), m.group(2)) if m else (-1, "")
+        self.episode, self.array = int(episode), array
+
+    def __reduce__(self):
+        return type(self), (str(self), self.episode, self.array)
+
+
+class MissingEpisodeData(EpisodeDataError):
+    """An object of episode `episode`'s array `array` is absent (zarr would return fill values)."""
+
+
 class StoreReader:
     def __init__(self, url):
         self.url = _store.normalise(url)
         self.group = _store.open_group(self.url, "r")
         self.config, self.meta = _store.read_meta(self.group, self.url)
         self._arrays: dict[str, zarr.Array] = {}
+        self._present: set[tuple[str, int]] = set()   # (array, episode) whose objects were found
+        self.longest = self.config.episodes             # > episodes: an unfinished growth (writers finish it)
         for spec in array_specs(self.config):
             arr = self.array(spec.name)
             want = (self.config.episodes, *spec.shape[1:])
-            if tuple(arr.shape) != want or np.dtype(arr.dtype) != np.dtype(spec.dtype):
-                raise StoreError(f"{self.url}: array '{spec.name}' is {arr.dtype}{tuple(arr.shape)}, "
+            shape = tuple(arr.shape)
+            # arrays longer than the recorded count are a growth a writer has not finished yet: read
+            # the store at its recorded count
+            longer = len(shape) == len(want) and shape[0] > want[0]
+            if (shape != want and not (longer and shape[1:] == want[1:])) or np.dtype(arr.dtype) != np.dtype(spec.dtype):
+                raise StoreError(f"{self.url}: array '{spec.name}' is {arr.dtype}{shape}, "
                                  f"expected {np.dtype(spec.dtype)}{want}")
+            self.longest = max(self.longest, shape[0])
 
     @property
     def attrs(self) -> dict:
@@ -39,27 +70,53 @@ class StoreReader:
                 raise StoreError(f"{self.url}: no array '{name}'") from None
         return self._arrays[name]
 
-    def complete_mask(self) -> np.ndarray:
-        return np.asarray(self.array("complete")[:], bool)
-
     def complete_indices(self) -> np.ndarray:
-        return np.flatnonzero(self.complete_mask())
+        """Sorted indices of complete episodes. Costs one listing plus one read per episode that has a
+        completion flag, not one per episode of the config (a store may be grown far past its data)."""
+        return complete_indices(self.url, self.array("complete"), self.config.episodes)
 
-    def read(self, name: str, i: int, t0: int = 0, t1: int | None = None) -> np.ndarray:
-        """Episode i of array `name`; for per-frame arrays only frames t0:t1 (reads just those chunks)."""
+    def complete_count(self) -> int:
+        return len(self.complete_indices())
+
+    def complete_mask(self) -> np.ndarray:
+        """Bool (episodes,): one byte per episode of the config; prefer complete_indices()."""
+        mask = np.zeros(self.config.episodes, bool)
+        mask[self.complete_indices()] = True
+        return mask
+
+    def read(self, name: str, i: int, t0: int = 0, t1: int | None = None,
+             allow_missing: bool = False) -> np.ndarray:
+        """Episode i of array `name`; for per-frame arrays only frames t0:t1 (reads just those chunks).
+        A missing object raises MissingEpisodeData, a damaged one EpisodeDataError (both name episode
+        and array); allow_missing=True returns zarr's fill values for missing objects instead."""
         arr = self.array(name)
-        if not 0 <= int(i) < arr.shape[0]:
-            raise StoreError(f"{self.url}: episode {i} outside 0..{arr.shape[0] - 1}")
-        if arr.ndim == 1:
-            return arr[int(i)]
-        return arr[int(i), t0:t1]
+        i = int(i)
+        if not 0 <= i < self.config.episodes:
+            raise StoreError(f"{self.url}: episode {i} outside 0..{self.config.episodes - 1}")
+        if not allow_missing and (name, i) not in self._present:
+            missing = self.missing_objects(i, [name])
+            if missing:
+                todo = ("run teco-encode" if name == "codes" else
+                        "run `teco-store verify --mark-incomplete`, then the gen command, to regenerate it")
+                raise MissingEpisodeData(f"{self.url}: episode {i}: array '{name}' has missing object(s) "
+                                         f"{', '.join(missing[:3])}; {todo}", i, name)
+            self._present.add((name, i))
+        try:
+            return arr[i] if arr.ndim == 1 else arr[i, t0:t1]
+        except Exception as e:   # checksum mismatch, truncated shard, undecodable bytes
+            first = (str(e).splitlines() or [""])[0][:160]
+            raise EpisodeDataError(f"{self.url}: episode {i}: array '{name}' is unreadable ({type(e).__name__}: "
+                                   f"{first}); run `teco-store verify`", i, name) from None
 
     def episode(self, i: int, fields=("video", "actions", "pose")) -> dict[str, np.ndarray]:
         return {f: self.read(f, i) for f in fields}
 
     def missing_objects(self, i: int, names) -> list[str]:
-        """Storage objects of episode i that are absent. zarr reads a missing object as fill values
-        without complaint, so readers that must not train on zeros ask this once per episode."""
+        """Storage objects of episode i that are absent (keys under the store)."""
+        names = list(names)
+        if not _store.is_url(self.url):
+            return [f"{n}/{k}" for n in names for k in object_keys(self.array(n), i)
+                    if not os.path.exists(os.path.join(self.url, n, *k.split("/")))]
         import fsspec
         fs, root = fsspec.core.url_to_fs(self.url)
         root = root.rstrip("/")
@@ -81,3 +138,34 @@ def object_keys(arr: zarr.Array, i: int) -> list[str]:
     grid = arr.shards or arr.chunks
     rest = [range(math.ceil(s / g)) for s, g in zip(arr.shape[1:], grid[1:])]
     return ["/".join(["c", str(i), *map(str, idx)]) for idx in itertools.product(*rest)]
+
+
+def listed_episodes(url: str, name: str) -> np.ndarray:
+    """Sorted episode indices i with an object under `name/c/i`: one listing, whatever the config says."""
+    url = _store.normalise(url)
+    if not _store.is_url(url):
+        try:
+            entries = os.listdir(os.path.join(url, name, "c"))
+        except (FileNotFoundError, NotADirectoryError):
+            entries = []
+    else:
+        import fsspec
+        fs, root = fsspec.core.url_to_fs(url)
+        try:
+            entries = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(f"{root.rstrip('/')}/{name}/c", detail=False)]
+        except FileNotFoundError:
+            entries = []
+    # zarr's atomic writes leave "<key>.<uuid>.partial" only while writing (or after a crash): skip them
+    return np.array(sorted(int(e) for e in entries if e.isdigit()), np.int64)
+
+
+def complete_indices(url: str, complete: zarr.Array, episodes: int) -> np.ndarray:
+    """Indices < episodes whose `complete` flag is True, reading only the flags that exist."""
+    if tuple(complete.chunks) != (1,):   # not our layout (one object per flag): read them all
+        return np.flatnonzero(np.asarray(complete[:episodes], bool))
+    idx = listed_episodes(url, "complete")
+    idx = idx[idx < min(episodes, complete.shape[0])]
+    if len(idx) == 0:
+        return idx
+    values = np.asarray(complete.get_orthogonal_selection(idx), bool)
+    return idx[values]

@@ -21,6 +21,12 @@ def normalise(url) -> str:
     return url if is_url(url) else os.path.abspath(os.path.expanduser(url))
 
 
+def resolve(url) -> str:
+    """The store's canonical name: symlinks resolved for local paths, so one store has one lock."""
+    url = normalise(url).rstrip("/") or "/"
+    return url if is_url(url) else os.path.realpath(url)
+
+
 def exists(url: str) -> bool:
     url = normalise(url)
     if not is_url(url):
@@ -66,8 +72,65 @@ def read_meta(group: zarr.Group, url: str) -> tuple[StoreConfig, dict]:
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise StoreError(f"{url} has store format version {version}; this tool reads version {FORMAT_VERSION}")
+    check_meta_types(meta, url)
     try:
         cfg = StoreConfig.from_json(meta["config"])
     except (TypeError, ValueError) as e:
         raise StoreError(f"{url} has an unreadable config: {e}") from None
     return cfg, meta
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_str_list(x) -> bool:
+    return isinstance(x, list) and all(isinstance(v, str) for v in x)
+
+
+# What each attribute must be (JSON types); a hand-edited or damaged zarr.json fails here in one line
+# instead of deep inside a tool.
+_CONFIG_TYPES = {
+    "dataset": (lambda x: isinstance(x, str), "a string"),
+    "episodes": (_is_int, "an integer"), "length": (_is_int, "an integer"),
+    "height": (_is_int, "an integer"), "width": (_is_int, "an integer"),
+    "action_names": (_is_str_list, "a list of strings"), "pose_names": (_is_str_list, "a list of strings"),
+    "backend": (lambda x: isinstance(x, str), "a string"),
+    "backend_version": (lambda x: isinstance(x, str), "a string"),
+    "seed": (_is_int, "an integer"), "params": (lambda x: isinstance(x, dict), "an object"),
+    "episode_fields": (lambda x: isinstance(x, dict) and all(isinstance(v, str) for v in x.values()),
+                       "an object of name -> dtype strings"),
+    "chunk_frames": (_is_int, "an integer"), "compression_level": (_is_int, "an integer"),
+}
+_REQUIRED = ("dataset", "episodes", "length", "height", "width", "action_names", "pose_names")
+_META_TYPES = {
+    "failed": (lambda x: x is None or (isinstance(x, dict) and all(isinstance(v, dict) for v in x.values())),
+               "an object of episode -> {reason, time}"),
+    "codes": (lambda x: x is None or (isinstance(x, dict) and isinstance(x.get("vqgan_hash", ""), str)
+                                      and _is_int(x.get("grid", 0)) and _is_int(x.get("codebook_size", 0))),
+              "null or an object {vqgan_hash, grid, codebook_size}"),
+}
+
+
+def _wrong(url: str, where: str, value, want: str) -> StoreError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return StoreError(f"{url}: attribute {ATTR_KEY}.{where} is {shown} ({type(value).__name__}), expected {want}; "
+                      "the store's zarr.json was edited or damaged: restore it or regenerate the store")
+
+
+def check_meta_types(meta: dict, url: str) -> None:
+    """One-line StoreError naming the first attribute of the wrong type."""
+    cfg = meta.get("config")
+    if not isinstance(cfg, dict):
+        raise _wrong(url, "config", cfg, "an object")
+    for key in _REQUIRED:
+        if key not in cfg:
+            raise StoreError(f"{url}: attribute {ATTR_KEY}.config.{key} is missing; the store's zarr.json was "
+                             "edited or damaged: restore it or regenerate the store")
+    for key, (ok, want) in _CONFIG_TYPES.items():
+        if key in cfg and not ok(cfg[key]):
+            raise _wrong(url, f"config.{key}", cfg[key], want)
+    for key, (ok, want) in _META_TYPES.items():
+        if key in meta and not ok(meta[key]):
+            raise _wrong(url, key, meta[key], want)

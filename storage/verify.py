@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from .reader import StoreReader, object_keys
 from .schema import array_specs
+from .writer import actions_valid
 
 
 @dataclass
@@ -57,8 +58,8 @@ def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]]) -> 
         except Exception as e:   # checksum mismatch, truncated shard, undecodable bytes
             problems.append(f"{name}: unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
             continue
-        if name == "actions" and (x.min() < 0 or x.max() >= len(cfg.action_names)):
-            problems.append(f"actions: ids outside 0..{len(cfg.action_names) - 1}")
+        if name == "actions" and not actions_valid(x, len(cfg.action_names)):
+            problems.append(f"actions: ids outside 0..{len(cfg.action_names) - 1} (-1 only at frame 0)")
         if name == "pose" and cfg.pose_dim and not np.isfinite(x).all():
             problems.append("pose: non-finite values")
         if name == "codes":
@@ -71,8 +72,8 @@ def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]]) -> 
 def verify(url, progress: bool = True) -> VerifyReport:
     reader = StoreReader(url)   # raises StoreError for wrong format/dataset/shape
     report = VerifyReport(url=reader.url, failed=reader.failed())
-    mask = reader.complete_mask()
-    report.complete, report.incomplete = int(mask.sum()), int((~mask).sum())
+    done = reader.complete_indices()   # proportional to the flags that exist, not to the config's count
+    report.complete, report.incomplete = len(done), reader.config.episodes - len(done)
     fs, root = fsspec.core.url_to_fs(reader.url)
     present = {}
     for name in per_episode_arrays(reader):
@@ -81,7 +82,7 @@ def verify(url, progress: bool = True) -> VerifyReport:
             present[name] = {p[len(base):] for p in fs.find(base + "c")}
         except FileNotFoundError:
             present[name] = set()
-    for i in tqdm(np.flatnonzero(mask), desc="verify", unit="ep", disable=not progress):
+    for i in tqdm(done, desc="verify", unit="ep", disable=not progress):
         problems = check_episode(reader, int(i), present)
         if problems:
             report.bad[int(i)] = problems

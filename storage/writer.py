@@ -1,12 +1,21 @@
 """The one writer of episode stores.
 
 Episode i's arrays are written by whichever process generated it, without locks: each lives in its
-own shard/chunk objects. `complete[i]` is set only after all of them are written, so a crash leaves
-the episode incomplete and a rerun rewrites it.
+own shard/chunk objects. `complete[i]` is set only after all of them are written and (on local
+disks) fsynced, so a crash or power loss leaves the episode incomplete and a rerun rewrites it.
+
+Store-wide changes (attributes, growth, the `codes` array) happen under the store lock (storage/lock.py)
+and re-read what is on disk first, so two writers never write back each other's stale copy. Growth
+resizes every array and only then records the new count: readers accept arrays longer than the count,
+and the next writer to open an interrupted growth finishes it.
 """
 from __future__ import annotations
 
+import copy
 import datetime
+import json
+import math
+import os
 import time
 from typing import Any
 
@@ -15,6 +24,9 @@ import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from . import store as _store
+from .lock import locked
+from .reader import complete_indices as _complete_indices
+from .reader import object_keys
 from .schema import (CODES_GRID, FORMAT_VERSION, TOOL_NAME, ArraySpec, StoreConfig,
                      StoreError, _normalise, array_specs, codes_spec)
 
@@ -33,11 +45,73 @@ def _create_array(group: zarr.Group, spec: ArraySpec, level: int) -> zarr.Array:
                               compressors=_codecs(spec, level), overwrite=False)
 
 
-def _check_array(arr: zarr.Array, spec: ArraySpec, url: str, n: int) -> None:
+def _check_array(arr: zarr.Array, spec: ArraySpec, url: str, n: int, longer_ok: bool = False) -> None:
+    """Shape and dtype as the config says; longer_ok accepts more episodes (an unfinished growth)."""
     want = (n, *spec.shape[1:])
-    if tuple(arr.shape) != want or np.dtype(arr.dtype) != np.dtype(spec.dtype):
-        raise StoreError(f"{url}: array '{spec.name}' is {arr.dtype}{tuple(arr.shape)}, expected "
+    shape = tuple(arr.shape)
+    ok_n = shape[:1] == want[:1] or (longer_ok and len(shape) == len(want) and shape[0] > n)
+    if not ok_n or shape[1:] != want[1:] or np.dtype(arr.dtype) != np.dtype(spec.dtype):
+        raise StoreError(f"{url}: array '{spec.name}' is {arr.dtype}{shape}, expected "
                          f"{np.dtype(spec.dtype)}{want}")
+
+
+def check_config(config: StoreConfig) -> None:
+    """Refuse a config that would make an unresumable store: NaN/inf (not JSON; NaN != NaN on reopen)
+    or a negative seed (every episode would fail). Raised before anything is written."""
+    imported = config.backend == "import" and config.seed == -1   # `teco-store import`: no base seed
+    if isinstance(config.seed, bool) or not isinstance(config.seed, (int, np.integer)) or \
+            not (0 <= config.seed < 2 ** 63 or imported):
+        raise StoreError(f"seed must be an integer in 0..2**63-1, got {config.seed!r}")
+
+    def walk(x, where):
+        if isinstance(x, (float, np.floating)) and not math.isfinite(x):
+            raise StoreError(f"config value {where} is {x}, not a finite number")
+        if isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{where}.{k}" if where else str(k))
+        elif isinstance(x, (list, tuple)):
+            for k, v in enumerate(x):
+                walk(v, f"{where}[{k}]")
+    walk(config.to_json(), "")
+    try:
+        json.dumps(_normalise(config.to_json()), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"config cannot be stored as JSON: {e}") from None
+
+
+def actions_valid(actions: np.ndarray, k: int) -> bool:
+    """actions[t] produced frame t: ids 0..k-1, and -1 ("no action": the view at reset) only at t = 0."""
+    a = np.asarray(actions)
+    if a.size == 0:
+        return True
+    return bool(-1 <= a[..., 0].min() and a[..., 0].max() < k
+                and (a.shape[-1] == 1 or (a[..., 1:].min() >= 0 and a[..., 1:].max() < k)))
+
+
+def check_same_config(url: str, old: StoreConfig, new: StoreConfig) -> None:
+    """A store is only ever reopened with the config it was made with (its size may grow)."""
+    if old.identity() != new.identity():
+        diff = [k for k, v in new.identity().items() if old.identity().get(k) != v]
+        raise StoreError(f"{url} was made with a different config (differs in: {', '.join(diff)}); "
+                         "use another --out path or the same settings as before")
+
+
+def _fresh_meta(url: str) -> tuple[zarr.Group, dict]:
+    """The group and our attribute as they are on disk now (not a copy cached at open)."""
+    group = _store.open_group(url, "r+")
+    meta = group.attrs.asdict().get(_store.ATTR_KEY)
+    if not isinstance(meta, dict):
+        raise StoreError(f"{url} is a Zarr group but not an episode store (attribute '{_store.ATTR_KEY}' missing)")
+    _store.check_meta_types(meta, url)
+    return group, meta
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class StoreWriter:
@@ -46,6 +120,7 @@ class StoreWriter:
         self._arrays: dict[str, zarr.Array] = {}
         self._executor = None
         self._has_codes: bool | None = None
+        self.fsync = not _store.is_url(url)   # object stores are durable once a PUT returns
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
@@ -53,21 +128,18 @@ class StoreWriter:
         """Create the store, or reopen it and check it holds the same dataset with the same config.
         `config.episodes` larger than the store's grows it; smaller keeps the store's size."""
         url = _store.normalise(url)
+        check_config(config)
         if _store.exists(url):
             group = _store.open_group(url, "r+")
             old, _ = _store.read_meta(group, url)
-            if old.identity() != config.identity():
-                diff = [k for k, v in config.identity().items() if old.identity().get(k) != v]
-                raise StoreError(f"{url} was made with a different config (differs in: {', '.join(diff)}); "
-                                 "use another --out path or the same settings as before")
+            check_same_config(url, old, config)
             w = cls(url, group, old)
             w._validate_arrays()
-            if config.episodes > old.episodes:
+            if config.episodes > w.config.episodes:
                 w._grow(config.episodes)
             return w
         _store.make_parent(url)
         if not _store.is_url(url):
-            import os
             if os.path.exists(url) and os.listdir(url):
                 raise StoreError(f"{url} exists and is not an episode store; refusing to write into it")
         group = zarr.open_group(url, mode="w-", zarr_format=3)
@@ -89,21 +161,40 @@ class StoreWriter:
         w._validate_arrays()
         return w
 
+    def _array_names(self, group: zarr.Group | None = None) -> list[str]:
+        group = group or self.group
+        return [s.name for s in array_specs(self.config)] + (["codes"] if "codes" in group else [])
+
     def _validate_arrays(self) -> None:
+        """Check every array; arrays longer than the recorded count are an interrupted growth: finish it."""
         n = self.config.episodes
+        longest = n
         for spec in array_specs(self.config):
             try:
                 arr = self.group[spec.name]
             except KeyError:
                 raise StoreError(f"{self.url}: array '{spec.name}' is missing") from None
-            _check_array(arr, spec, self.url, n)
+            _check_array(arr, spec, self.url, n, longer_ok=True)
+            longest = max(longest, arr.shape[0])
+        if "codes" in self.group:
+            longest = max(longest, self.group["codes"].shape[0])
+        if longest > n:
+            self._grow(longest)
 
     def _grow(self, n: int) -> None:
-        for name in [s.name for s in array_specs(self.config)] + (["codes"] if "codes" in self.group else []):
-            arr = self.group[name]
-            arr.resize((n, *arr.shape[1:]))
-        self.config.episodes = n
-        self.update_meta(lambda m: m["config"].__setitem__("episodes", n))
+        """Resize every array to n episodes, then record n. Interrupted anywhere, the store stays
+        readable at its old count (readers accept longer arrays) and the next writer finishes it."""
+        with locked(self.url):
+            group, meta = _fresh_meta(self.url)
+            n = max(n, int(meta["config"]["episodes"]))
+            for name in self._array_names(group):
+                arr = group[name]
+                if arr.shape[0] < n:
+                    arr.resize((n, *arr.shape[1:]))
+            self.group = group
+            self._arrays.clear()
+            self._has_codes = None
+            self.update_meta(lambda m: m["config"].__setitem__("episodes", max(n, int(m["config"]["episodes"]))))
 
     # -- writing episodes -------------------------------------------------------------------------
     def array(self, name: str) -> zarr.Array:
@@ -118,6 +209,7 @@ class StoreWriter:
     def write_episode(self, i: int, video: np.ndarray, actions: np.ndarray, pose: np.ndarray,
                       fresh: bool = False, **episode_fields: Any) -> None:
         """Write episode i's arrays (not marked complete: the caller does that once this returns).
+        On a local disk every object written is fsynced before this returns.
 
         fresh=True promises episode i is not marked complete (the runner's workers: the driver hands
         out only incomplete episodes while it holds the store lock) and saves one write."""
@@ -130,8 +222,9 @@ class StoreWriter:
         actions = np.asarray(actions)
         if actions.shape != (c.length,) or not np.issubdtype(actions.dtype, np.integer):
             raise StoreError(f"episode {i}: actions are {actions.dtype}{actions.shape}, store wants int ({c.length},)")
-        if len(actions) and (actions.min() < 0 or actions.max() >= len(c.action_names)):
-            raise StoreError(f"episode {i}: action ids outside 0..{len(c.action_names) - 1}")
+        if not actions_valid(actions, len(c.action_names)):
+            raise StoreError(f"episode {i}: action ids outside 0..{len(c.action_names) - 1} "
+                             "(-1, no action, only at frame 0)")
         p = max(c.pose_dim, 1)
         pose = np.asarray(pose, np.float32)
         if c.pose_dim == 0 and pose.size == 0:
@@ -153,6 +246,23 @@ class StoreWriter:
         futures = [self._pool().submit(arrays[name].__setitem__, i, value) for name, value in writes.items()]
         for f in futures:
             f.result()
+        self.sync_episode(i, list(writes))
+
+    def sync_episode(self, i: int, names) -> None:
+        """fsync episode i's objects of `names` and their folders (local stores), so that marking it
+        complete afterwards can never reach the disk before its data does."""
+        if not self.fsync:
+            return
+        folders = set()
+        for name in names:
+            for key in object_keys(self.array(name), i):
+                path = os.path.join(self.url, name, *key.split("/"))
+                _fsync_path(path)
+                parts = key.split("/")[:-1]   # the episode's folders may be new: their entries too
+                for k in range(len(parts), -1, -1):
+                    folders.add(os.path.join(self.url, name, *parts[:k]))
+        for d in sorted(folders, key=len, reverse=True):
+            _fsync_path(d)
 
     def _pool(self):
         if self._executor is None:
@@ -183,54 +293,99 @@ class StoreWriter:
             raise StoreError(f"episode index {i} outside 0..{self.config.episodes - 1}")
         return i
 
-    def complete_mask(self) -> np.ndarray:
-        return np.asarray(self.array("complete")[:], bool)
+    def complete_indices(self) -> np.ndarray:
+        """Sorted complete episodes; costs one listing plus one read per existing flag, not per episode."""
+        return _complete_indices(self.url, self.array("complete"), self.config.episodes)
 
-    # -- attributes (single-writer: the driver) ---------------------------------------------------
+    def complete_count(self) -> int:
+        return len(self.complete_indices())
+
+    def complete_mask(self) -> np.ndarray:
+        """Bool (episodes,); prefer complete_indices() for large stores (this is one byte per episode)."""
+        mask = np.zeros(self.config.episodes, bool)
+        mask[self.complete_indices()] = True
+        return mask
+
+    # -- attributes (merged with what is on disk, under the store lock) ----------------------------
+    def meta(self) -> dict:
+        """Our attribute as it is on disk now."""
+        return _fresh_meta(self.url)[1]
+
     def update_meta(self, fn) -> dict:
-        """Read-modify-write of our attribute; only the driver of a run calls this."""
-        meta = dict(self.group.attrs.asdict()[_store.ATTR_KEY])
-        fn(meta)
-        self.group.attrs[_store.ATTR_KEY] = meta
-        return meta
+        """Apply fn to our attribute as it is on disk now, under the store lock. A no-op change writes
+        nothing and needs no lock (a rerun with nothing to do works on a read-only mount)."""
+        _, current = _fresh_meta(self.url)
+        new = copy.deepcopy(current)
+        fn(new)
+        if new == current:
+            return current
+        with locked(self.url):
+            group, current = _fresh_meta(self.url)
+            new = copy.deepcopy(current)
+            fn(new)
+            if new != current:
+                try:
+                    json.dumps(new, allow_nan=False)
+                except (TypeError, ValueError) as e:
+                    raise StoreError(f"{self.url}: attribute update is not valid JSON: {e}") from None
+                group.attrs[_store.ATTR_KEY] = new
+            self.group = group
+        n = int(new["config"]["episodes"])
+        if n != self.config.episodes:   # another writer grew the store since we opened it
+            self.config.episodes = n
+            self._arrays.clear()
+        return new
 
     def failed(self) -> dict:
-        return dict(self.group.attrs.asdict()[_store.ATTR_KEY].get("failed") or {})
+        return dict(self.meta().get("failed") or {})
 
     def record_failed(self, i: int, reason: str | None) -> None:
         """Record (or clear, with reason=None) a failed episode in the store's attributes."""
         def f(meta):
-            failed = dict(meta.get("failed", {}))
+            failed = dict(meta.get("failed") or {})
             if reason is None:
                 failed.pop(str(i), None)
             else:
                 failed[str(i)] = {"reason": reason[:500], "time": time.time()}
             meta["failed"] = failed
+        if reason is None and str(i) not in self.failed():
+            return
         self.update_meta(f)
 
     # -- VQ-GAN codes (teco-encode) ---------------------------------------------------------------
     def ensure_codes(self, grid: int = CODES_GRID, vqgan_hash: str = "", codebook_size: int = 0,
                      overwrite: bool = False) -> zarr.Array:
         """Create `codes` (N,T,grid,grid) or check the existing one was made by the same VQ-GAN.
-        With overwrite, codes of another VQ-GAN are dropped and every episode must be re-encoded."""
+        With overwrite, codes of another VQ-GAN are dropped and every episode must be re-encoded.
+        On a store already holding this VQ-GAN's codes nothing is written (no lock, no write access)."""
         spec = codes_spec(self.config, grid)
-        meta = self.group.attrs.asdict()[_store.ATTR_KEY]
+        want = {"vqgan_hash": vqgan_hash, "grid": grid, "codebook_size": int(codebook_size)}
+        _, meta = _fresh_meta(self.url)
         info = meta.get("codes")
-        if "codes" in self.group:
-            if info and info.get("vqgan_hash") != vqgan_hash and not overwrite:
-                raise StoreError(f"{self.url} already holds codes of VQ-GAN {info.get('vqgan_hash')}, not "
-                                 f"{vqgan_hash}; pass --overwrite to re-encode")
-            if overwrite and info and info.get("vqgan_hash") != vqgan_hash:
-                del self.group["codes"]
-                self._has_codes = False
-                self.group.attrs[_store.ATTR_KEY] = {**meta, "codes": None}
-                self._arrays.pop("codes", None)
-        if "codes" not in self.group:
-            _create_array(self.group, spec, self.config.compression_level)
-        self._has_codes = True
-        arr = self.group["codes"]
-        _check_array(arr, spec, self.url, self.config.episodes)
-        self.update_meta(lambda m: m.__setitem__("codes", {"vqgan_hash": vqgan_hash, "grid": grid,
-                                                          "codebook_size": int(codebook_size)}))
+        group = _store.open_group(self.url, "r+")
+        if "codes" in group and info and info.get("vqgan_hash") != vqgan_hash and not overwrite:
+            raise StoreError(f"{self.url} already holds codes of VQ-GAN {info.get('vqgan_hash')}, not "
+                             f"{vqgan_hash}; pass --overwrite to re-encode")
+        if "codes" in group and info and all(info.get(k) == v for k, v in want.items()):
+            arr = group["codes"]
+            _check_array(arr, spec, self.url, self.config.episodes, longer_ok=True)
+            self.group, self._has_codes = group, True
+            self._arrays.pop("codes", None)
+            return arr
+        with locked(self.url):
+            group, meta = _fresh_meta(self.url)
+            info = meta.get("codes")
+            if "codes" in group and info and info.get("vqgan_hash") != vqgan_hash:
+                if not overwrite:
+                    raise StoreError(f"{self.url} already holds codes of VQ-GAN {info.get('vqgan_hash')}, not "
+                                     f"{vqgan_hash}; pass --overwrite to re-encode")
+                del group["codes"]
+                group.attrs[_store.ATTR_KEY] = {**meta, "codes": None}
+            self._arrays.pop("codes", None)
+            if "codes" not in group:
+                _create_array(group, codes_spec(self.config, grid), self.config.compression_level)
+            self.group, self._has_codes = group, True
+            arr = group["codes"]
+            _check_array(arr, spec, self.url, self.config.episodes, longer_ok=True)
+            self.update_meta(lambda m: m.__setitem__("codes", {**(m.get("codes") or {}), **want}))
         return arr
-
