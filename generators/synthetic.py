@@ -9,7 +9,7 @@ import numpy as np
 
 from .rollout import Episode, rollout
 from .seeds import episode_seed, rng
-from .spec import DatasetSpec
+from .spec import DatasetSpec, check_at_least
 
 ACTIONS = ["stay", "left", "right", "up", "down"]
 MOVES = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]])
@@ -78,10 +78,7 @@ class SyntheticSpec(DatasetSpec):
         return {"length": args.length, "resolution": args.resolution, "skip": args.skip}
 
     def validate(self, params, backend) -> None:
-        if params["resolution"] <= 0 or params["length"] <= 0:
-            raise ValueError("resolution and length must be positive")
-        if params.get("skip", 0) < 0:
-            raise ValueError(f"skip must be >= 0, got {params['skip']}")
+        check_at_least(params, {"resolution": 1, "length": 1, "skip": 0})
 
     def backend_version(self, backend, params) -> str:
         return PanBackend.version

@@ -8,7 +8,7 @@ from typing import Any
 from ..backend import Backend
 from ..rollout import Episode, rollout
 from ..seeds import rng
-from ..spec import DatasetSpec, redraw
+from ..spec import DatasetSpec, check_at_least, redraw
 from .protocol import ACTION_NAMES, BEARINGS, MAX_LOOK_PIXELS, GoalAgent, GoalAgentConfig
 from .real import DEFAULT_LEVEL
 
@@ -76,12 +76,7 @@ class DmlabSpec(DatasetSpec):
         p = params
         if p["resolution"] not in RESOLUTIONS:
             raise ValueError(f"resolution {p['resolution']} is not supported: choose one of {RESOLUTIONS}")
-        for key in ("length", "action_repeat"):
-            if p[key] < 1:
-                raise ValueError(f"{key.replace('_', '-')} must be >= 1, got {p[key]}")
-        for key in ("skip", "turn_steps"):
-            if p[key] < 0:
-                raise ValueError(f"{key.replace('_', '-')} must be >= 0, got {p[key]}")
+        check_at_least(p, {"length": 1, "action_repeat": 1, "skip": 0, "turn_steps": 0})
         if not 0 < p["fps"] <= 960:
             raise ValueError(f"fps must be in (0, 960] (DMLab needs at least 1 ms per frame), got {p['fps']}")
         if not 0 < p["look_rate"] <= MAX_LOOK_PIXELS:

@@ -6,7 +6,7 @@ from typing import Any
 
 from generators.backend import Backend
 from generators.rollout import Episode
-from generators.spec import DatasetSpec
+from generators.spec import DatasetSpec, check_at_least
 
 from . import protocol as P
 
@@ -59,18 +59,11 @@ class MinecraftSpec(DatasetSpec):
                 "turn_jump": args.turn_jump, "max_attempts": args.max_attempts}
 
     def validate(self, params: dict[str, Any], backend: str) -> None:
-        if params["length"] <= 0:
-            raise ValueError(f"--length must be positive, got {params['length']}")
+        check_at_least(params, {"length": 1, "action_repeat": 1, "max_consec_forward": 0, "max_attempts": 1})
         if not 8 <= params["resolution"] <= 1024:
             raise ValueError(f"--resolution must be in [8, 1024], got {params['resolution']}")
         if not 0.0 <= params["prob_forward"] <= 1.0:
             raise ValueError(f"--prob-forward must be in [0, 1], got {params['prob_forward']}")
-        if params["action_repeat"] < 1:
-            raise ValueError(f"--action-repeat must be at least 1, got {params['action_repeat']}")
-        if params["max_consec_forward"] < 0:
-            raise ValueError(f"--max-consec-forward must be >= 0, got {params['max_consec_forward']}")
-        if params["max_attempts"] < 1:
-            raise ValueError(f"--max-attempts must be at least 1, got {params['max_attempts']}")
         top = MAX_SEA_LEVEL.get(backend, 255)
         sea = params.get("sea_level", SEA_LEVEL)
         if not 1 <= sea <= top:
