@@ -11,6 +11,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from cli_common import UserError
+
 
 @runtime_checkable
 class Backend(Protocol):
@@ -33,7 +35,7 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(UserError, RuntimeError):
     """A real simulator was asked for but cannot be imported here; the message says how to install it."""
 
 

@@ -9,7 +9,7 @@ import logging
 import math
 import sys
 
-from storage.cli_util import run_main
+from cli_common import run_main
 
 from .runner import RunOptions, generate
 from .spec import DatasetSpec

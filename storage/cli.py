@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from .cli_util import run_main
+from cli_common import run_main
 from .reader import StoreReader
 
 

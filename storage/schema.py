@@ -8,12 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from cli_common import UserError
+
 FORMAT_VERSION = 1
 TOOL_NAME = "teco-worlds"
 CODES_GRID = 16     # VQ-GAN latent grid side, the paper's setting for 64 and 128 px
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """A store is missing, of the wrong dataset/shape/version, or damaged. The message names the problem."""
 
 

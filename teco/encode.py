@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from storage import StoreReader, StoreWriter
-from storage.cli_util import run_main
+from cli_common import run_main
 
 from .episodes import EpisodeUnreadable, read_checked
 from .runlog import resolve_device

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from storage import StoreError, StoreReader
-from storage.cli_util import run_main
+from cli_common import run_main
 
 from .episodes import EpisodeUnreadable, missing_objects, read_checked
 from .metrics import LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from storage import StoreError, StoreReader
-from storage.cli_util import run_main
+from cli_common import run_main
 
 from .config import TECOConfig
 from .encode import check_resolution, encode_frames, holds_codes_of

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from storage import StoreError, StoreReader
-from storage.cli_util import run_main
+from cli_common import run_main
 from storage.loader import WindowDataset
 from storage.split import split_episodes
 
