@@ -5,10 +5,11 @@ permissions) into one line on stderr and a non-zero exit, never a traceback (TEC
 A layer marks its own "the user asked for something wrong" errors by subclassing `UserError`."""
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 
 class UserError(Exception):
@@ -22,6 +23,17 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFo
 # them in their own exceptions: the chain is searched)
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
                       errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE, errno.EISDIR}
+
+
+def strict_from_json(cls: type, d: dict[str, Any], what: str) -> Any:
+    """A config dataclass from its JSON dict; unknown keys are an error (a file made by other code),
+    missing ones take the field's default. The one policy for every recorded config."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} config must be a JSON object, got {type(d).__name__}")
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} config fields: {sorted(unknown)}")
+    return cls(**d)
 
 
 def environment_error(e: BaseException) -> OSError | None:

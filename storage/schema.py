@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cli_common import UserError
+from cli_common import UserError, strict_from_json
 
 FORMAT_VERSION = 1
 TOOL_NAME = "teco-worlds"
@@ -54,8 +54,7 @@ class StoreConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "StoreConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return strict_from_json(cls, d, "store")
 
     def identity(self) -> dict:
         """The fields that must match when a store is reopened (all but `episodes`, which may grow)."""

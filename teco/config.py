@@ -7,13 +7,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 
-
-def strict_from_json(cls, d: dict, what: str):
-    """A config dataclass from its JSON dict; unknown keys are an error (a run made by other code)."""
-    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown {what} config fields: {sorted(unknown)}")
-    return cls(**d)
+from cli_common import strict_from_json
 
 
 @dataclass

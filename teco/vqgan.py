@@ -14,8 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cli_common import strict_from_json
+
 from .runs import CKPT_FILE, checkpoint_hash, load_checkpoint, read_run
-from .config import strict_from_json
 from .modules import AttnBlock, Downsample, ResBlock, Upsample, VectorQuantizer, group_norm
 
 

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from cli_common import strict_from_json
+
 from ..backend import Backend
 from ..rollout import EpisodeDiscarded
 from ..spec import check_at_least
@@ -74,8 +76,7 @@ class ProtocolConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "ProtocolConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return strict_from_json(cls, d, "habitat protocol")
 
 
 class NavWorld(Protocol):
