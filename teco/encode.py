@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from storage import StoreReader, StoreWriter
 from cli_common import run_main
+from storage.lock import StoreLock
 
 from .episodes import EpisodeUnreadable, read_checked
 from .runlog import resolve_device
@@ -141,43 +143,51 @@ def encode_store(store, vqgan_run, device: str | torch.device = "auto", batch_si
     check_match(reader, run_meta, model, vqgan_run)
     want = {"vqgan_hash": vq_hash, "grid": model.cfg.grid, "codebook_size": model.cfg.codebook_size}
     info = reader.attrs.get("codes") or {}
-    writer = None
+    # The store lock (the one gen-* and verify --mark-incomplete take) is taken when the first write is due,
+    # so a rerun with nothing to do needs no write access.
+    with contextlib.ExitStack() as stack:
+        writer = lock = None
+        beat = time.monotonic()
 
-    def open_writer() -> StoreWriter:
-        nonlocal writer
-        if writer is None:
-            with _writing(reader.url):
-                writer = StoreWriter.open(reader.url)
-                writer.ensure_codes(**want, overwrite=overwrite)
-        return writer
-
-    if not (holds_codes_of(reader, vq_hash) and all(info.get(k) == v for k, v in want.items())):
-        open_writer()   # create `codes`, or refuse another VQ-GAN's (or drop them with overwrite)
-    todo = reader.complete_indices().tolist()
-    res = EncodeResult(reader.url, vq_hash, len(todo))
-    loader = DataLoader(_Episodes(reader.url, todo), batch_size=None, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
-    with tqdm(total=len(todo), desc="teco-encode", unit="ep", dynamic_ncols=True, disable=not progress) as bar:
-        for i, video, problem in loader:
-            if problem is not None:
-                res.unreadable[int(i)] = problem
-                tqdm.write(f"teco-encode: skipping episode {i}: {problem}", file=sys.stderr)
-            elif video is None:
-                res.already += 1
-            else:
-                codes = encode_frames(model, video, batch_size).numpy().astype(np.int16)
+        def open_writer() -> StoreWriter:
+            nonlocal writer, lock
+            if writer is None:
+                lock = stack.enter_context(StoreLock(reader.url, purpose="teco-encode"))
                 with _writing(reader.url):
-                    open_writer().write_field("codes", i, codes)
-                res.encoded += 1
-            bar.update(1)
-            bar.set_postfix(encoded=res.encoded, skipped=res.already, unreadable=len(res.unreadable))
-    facts = {"encoded_episodes": res.encoded + res.already,
-             "unreadable": {str(i): r for i, r in sorted(res.unreadable.items())}}
-    if writer is not None or any(info.get(k, {} if k == "unreadable" else None) != v for k, v in facts.items()):
-        facts["vqgan_run"] = os.path.abspath(str(vqgan_run))
-        with _writing(reader.url):
-            open_writer().update_meta(lambda m: m["codes"].update(facts))
-    return res
+                    writer = StoreWriter.open(reader.url)
+                    writer.ensure_codes(**want, overwrite=overwrite)
+            return writer
+
+        if not (holds_codes_of(reader, vq_hash) and all(info.get(k) == v for k, v in want.items())):
+            open_writer()   # create `codes`, or refuse another VQ-GAN's (or drop them with overwrite)
+        todo = reader.complete_indices().tolist()
+        res = EncodeResult(reader.url, vq_hash, len(todo))
+        loader = DataLoader(_Episodes(reader.url, todo), batch_size=None, num_workers=num_workers,
+                            pin_memory=device.type == "cuda")
+        with tqdm(total=len(todo), desc="teco-encode", unit="ep", dynamic_ncols=True, disable=not progress) as bar:
+            for i, video, problem in loader:
+                if problem is not None:
+                    res.unreadable[int(i)] = problem
+                    tqdm.write(f"teco-encode: skipping episode {i}: {problem}", file=sys.stderr)
+                elif video is None:
+                    res.already += 1
+                else:
+                    codes = encode_frames(model, video, batch_size).numpy().astype(np.int16)
+                    with _writing(reader.url):
+                        open_writer().write_field("codes", i, codes)
+                    res.encoded += 1
+                    if time.monotonic() - beat > 60:   # a lock seen from another host stays live while we work
+                        lock.heartbeat()
+                        beat = time.monotonic()
+                bar.update(1)
+                bar.set_postfix(encoded=res.encoded, skipped=res.already, unreadable=len(res.unreadable))
+        facts = {"encoded_episodes": res.encoded + res.already,
+                 "unreadable": {str(i): r for i, r in sorted(res.unreadable.items())}}
+        if writer is not None or any(info.get(k, {} if k == "unreadable" else None) != v for k, v in facts.items()):
+            facts["vqgan_run"] = os.path.abspath(str(vqgan_run))
+            with _writing(reader.url):
+                open_writer().update_meta(lambda m: m["codes"].update(facts))
+        return res
 
 
 def _main(argv) -> int:

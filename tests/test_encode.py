@@ -164,3 +164,25 @@ def test_encode_on_a_full_disk_is_one_line(full_disk, trained, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert store in err and "space" in err.lower()
+
+
+def test_encode_takes_the_store_lock_gen_takes(tmp_path, trained, capsys):
+    """teco-encode is a store writer: while another process holds `<store>.lock` it refuses and writes nothing."""
+    import json
+    import subprocess
+
+    from storage.lock import lock_url
+    store = make_store(tmp_path / "s.zarr", episodes=3)
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        with open(lock_url(store), "w") as f:   # a live generation run on this host
+            json.dump({"host": __import__("socket").gethostname(), "pid": holder.pid, "heartbeat": 0,
+                       "purpose": "gen-dmlab"}, f)
+        assert _encode(store, trained) == 2
+        assert "is writing this store" in capsys.readouterr().err
+        assert "codes" not in StoreReader(store).attrs
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _encode(store, trained) == 0   # the holder is gone: its lock is stale and taken over
+    assert StoreReader(store).attrs["codes"]["encoded_episodes"] == 3
