@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from cli_common import run_main
+
 from .reader import StoreReader
 
 

@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from storage import StoreReader, StoreWriter
 from cli_common import run_main
+from storage import StoreReader, StoreWriter
 from storage.lock import StoreLock
 
 from .episodes import EpisodeUnreadable, read_checked

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from storage import StoreError, StoreReader
 from cli_common import run_main
+from storage import StoreError, StoreReader
 
 from .episodes import EpisodeUnreadable, missing_objects, read_checked
 from .metrics import LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from storage import StoreError, StoreReader
 from cli_common import run_main
+from storage import StoreError, StoreReader
 
 from .config import TECOConfig
 from .encode import check_resolution, encode_frames, holds_codes_of

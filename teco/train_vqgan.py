@@ -19,8 +19,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from storage import StoreError, StoreReader
 from cli_common import run_main
+from storage import StoreError, StoreReader
 from storage.loader import WindowDataset
 from storage.preview import tile
 from storage.split import split_episodes
