@@ -17,7 +17,7 @@ from cli_common import UserError
 @runtime_checkable
 class Backend(Protocol):
     name: str        # e.g. "embedded", "deepmind_lab"
-    version: str     # recorded in the store; bump when the bytes an episode produces change
+    # No version here: what the store records is the dataset's DatasetSpec.backend_version(backend, params).
 
     def reset(self, seed: int, **episode: Any) -> np.ndarray:
         """Start a new episode fully determined by `seed` (and `episode` kwargs, e.g. a scene);

@@ -24,6 +24,9 @@ class TransformerConfig:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
 
 
+RETIRED_FIELDS = ("open_loop_ctx",)   # TECOConfig fields older runs recorded; accepted and ignored
+
+
 @dataclass
 class TECOConfig:
     name: str = "custom"
@@ -73,7 +76,6 @@ class TECOConfig:
     T_draft: int = 8
     T_revise: int = 8
     M: int = 2
-    open_loop_ctx: int = 36
 
     def __post_init__(self):
         if isinstance(self.z_tfm, dict):
@@ -116,7 +118,8 @@ class TECOConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "TECOConfig":
-        return strict_from_json(cls, d, "TECO")
+        # open_loop_ctx: recorded by runs made before it was dropped (nothing read it)
+        return strict_from_json(cls, {k: v for k, v in d.items() if k not in RETIRED_FIELDS}, "TECO")
 
 
 TECO_CONFIGS: dict[str, TECOConfig] = {
@@ -139,7 +142,7 @@ TECO_CONFIGS: dict[str, TECOConfig] = {
         encoder_depths=(16, 32), encoder_blocks=1, decoder_depths=(16, 32), decoder_blocks=1,
         embedding_dim=16, n_codes=64, proj_dim=8, z_ds=4,
         z_tfm=TransformerConfig(32, 64, 2, 2), z_git=TransformerConfig(32, 64, 2, 2), z_git_vocab_dim=16,
-        drop_loss_rate=0.5, T_draft=4, T_revise=4, M=1, open_loop_ctx=4),
+        drop_loss_rate=0.5, T_draft=4, T_revise=4, M=1),
 }
 
 
