@@ -32,9 +32,10 @@ def check_finite(params: Any, where: str = "") -> None:
 
 
 def check_at_least(params: dict[str, Any], minimum: dict[str, int]) -> None:
-    """ValueError naming the flag of the first params[key] below minimum[key] (the "must be >= 1" checks)."""
+    """ValueError naming the flag of the first params[key] below minimum[key] (the "must be >= 1" checks);
+    keys absent from params are not checked (their defaults apply)."""
     for key, low in minimum.items():
-        if params[key] < low:
+        if key in params and params[key] < low:
             raise ValueError(f"{flag_name(key)} must be >= {low}, got {params[key]}")
 
 
