@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: a readable table and the closing JSON line."""
+"""Shared by the benchmark scripts: a readable table, goal checks and the closing JSON line."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,8 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
+# first on the path, ahead of bench/ itself: bench/storage.py must not shadow the storage package
+if sys.path[:1] != [ROOT]:
     sys.path.insert(0, ROOT)
 
 
@@ -18,6 +19,29 @@ def table(rows: list[tuple], headers: tuple) -> str:
     return "\n".join(lines)
 
 
-def finish(figures: dict) -> None:
-    """The last line of every benchmark: one JSON object with every figure and ratio."""
-    print(json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in figures.items()}), flush=True)
+def load() -> str:
+    """The machine's load when a figure was taken (figures on a busy machine are lower bounds)."""
+    try:
+        one, five, _ = os.getloadavg()
+        return f"load average {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count()} cores"
+    except OSError:
+        return "load average unknown"
+
+
+def goals_table(fig: dict, goals: dict[str, tuple[str, float, str]]) -> str:
+    """goals: key -> (op '>=' or '<=', target, what). Rows for the figures present in `fig`."""
+    rows = []
+    for key, (op, target, what) in goals.items():
+        if key in fig:
+            v = fig[key]
+            ok = v >= target if op == ">=" else v <= target
+            rows.append((what, key, f"{v:.3f}", f"{op} {target}", "yes" if ok else "NO"))
+    return table(rows, ("figure", "key", "value", "goal", "met"))
+
+
+def finish(figures: dict, goals: dict | None = None) -> None:
+    """The last line of every benchmark: one JSON object with every figure and ratio (and the goals)."""
+    out = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in figures.items()}
+    if goals:
+        out["goals"] = {k: f"{op} {t}" for k, (op, t, _) in goals.items()}
+    print(json.dumps(out), flush=True)

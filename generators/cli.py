@@ -10,6 +10,7 @@ import math
 import sys
 
 from cli_common import run_main
+from storage.schema import StoreConfig
 
 from .runner import RunOptions, generate
 from .spec import DatasetSpec
@@ -35,8 +36,9 @@ def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
     p.add_argument("--max-retries", type=int, default=3, help="retries of a failed episode before it is reported")
     p.add_argument("--episode-timeout", type=float, default=None, help="seconds before a stuck episode's worker is replaced")
     p.add_argument("--compression-level", type=int, default=None,
-                   help="zstd level of a new store (default 1: at 2000+ frames/s level 3 would cost a third of "
-                        "the simulator's time for 25%% smaller stores; see bench/storage.py)")
+                   help=f"zstd level of a new store (default {StoreConfig.compression_level}: no larger than the "
+                        "authors' compressed download; 1 encodes ~2.5x faster for ~1.3x larger stores, for machines "
+                        "with no core to spare; see bench/storage.py)")
     p.add_argument("--allow-large-growth", action="store_true",
                    help=f"allow --episodes above {GROWTH_FACTOR}x the store's current size (and above "
                         f"{GROWTH_FACTOR}x the paper's size, at least {GROWTH_FLOOR}); stores never shrink")
@@ -124,7 +126,7 @@ def run_cli(spec: DatasetSpec, argv: list[str] | None = None) -> int:
         done = report.already_complete + report.generated
         print(f"{report.store}: {done}/{report.requested} episodes complete "
               f"({report.generated} generated now, {report.already_complete} already there) "
-              f"with backend {report.backend}, {report.workers} workers, {report.frames_per_s:.0f} frames/s")
+              f"with backend {report.backend}, {report.workers} workers: {report.rates()}")
         if report.failed:
             print(f"gen-{spec.name}: {len(report.failed)} episodes failed after retries: "
                   + ", ".join(f"{i} ({why})" for i, why in sorted(report.failed.items())[:20]), file=sys.stderr)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
+import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from storage.store import make_parent
 
 from . import faults
 from .backend import pick_backend
+from .bgwriter import ProcessWriter
 from storage.lock import StoreLock
 from .seeds import episode_seed
 from .spec import DatasetSpec
@@ -26,6 +29,7 @@ from .spec import DatasetSpec
 log = logging.getLogger(__name__)
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+PIPELINE = 2      # tasks per actor: one simulating while the previous one writes
 
 
 @dataclass
@@ -70,37 +74,64 @@ class RunReport:
         span = (self.last_done or 0) - (self.first_done or 0)
         return self.frames_after_first / span if span > 0 else 0.0
 
+    def rates(self) -> str:
+        """Both rates, labelled: a short run's wall-clock rate is mostly Ray start-up and JIT."""
+        steady = (f"steady {self.steady_frames_per_s:.0f} frames/s, " if self.steady_frames_per_s
+                  else "")
+        return f"{steady}wall clock {self.frames_per_s:.0f} frames/s (with start-up)"
+
 
 class SimWorker:
-    """One simulator for the actor's lifetime; generates episodes and writes them into the store."""
+    """One simulator for the actor's lifetime; generates episodes and has them written into the store.
+
+    The actor runs two tasks at once (max_concurrency=PIPELINE): while one waits for its episode to be
+    compressed and written by the actor's writer process (bgwriter), the other already simulates the
+    next one. Every simulator call runs on one thread of its own, built there too: one episode at a time,
+    and an OpenGL context (Habitat, Minecraft) stays current on the thread that made it. A task returns
+    only once its episode is written, so the driver's "returned => mark complete" rule is unchanged."""
 
     def __init__(self, spec: DatasetSpec, backend: str, params: dict, store_url: str):
+        from concurrent.futures import ThreadPoolExecutor
         self.spec, self.params = spec, params
-        self.backend = spec.make_backend(backend, params)
-        self.writer = StoreWriter.open(store_url)
+        StoreWriter.open(store_url)        # fail here, in the actor, if the store is not writable
+        self.writer = ProcessWriter(store_url).start()
+        self._sim = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulator")
+        self.backend = self._sim.submit(spec.make_backend, backend, params).result()
+
+    def _episode(self, index: int, base_seed: int):
+        t0 = time.perf_counter()
+        ep = self.spec.episode(self.backend, index, base_seed, self.params)
+        return ep, time.perf_counter() - t0
 
     def run(self, index: int, base_seed: int, attempt: int) -> tuple[int, int, int, float, float]:
         """-> (index, seed used, frames, simulation seconds, write seconds)."""
-        t0 = time.perf_counter()
-        ep = self.spec.episode(self.backend, index, base_seed, self.params)
-        t1 = time.perf_counter()
+        ep, sim_s = self._sim.submit(self._episode, index, base_seed).result()
         faults.inject(index, attempt)
-        self.writer.write_episode(index, ep.video, ep.actions, ep.pose, fresh=True, **ep.extras)
+        t0 = time.perf_counter()
+        self.writer.write_episode(index, ep.video, ep.actions, ep.pose, **ep.extras)
         seed = ep.seed if ep.seed >= 0 else episode_seed(base_seed, index)
-        return index, int(seed), len(ep.video), t1 - t0, time.perf_counter() - t1
+        return index, int(seed), len(ep.video), sim_s, time.perf_counter() - t0
 
     def ping(self) -> int:
         return os.getpid()
+
+
+def hide_ray_auth_notice(record: logging.LogRecord) -> bool:
+    """Ray announces at every start that it turned token authentication on. It stays on; the notice is
+    Ray's internals, not something a gen user acts on. Its other warnings (auth *disabled*) still show."""
+    return not record.getMessage().startswith("Token authentication is enabled")
 
 
 def _start_ray(opts: RunOptions) -> bool:
     """Connect to or start a cluster; True when we started it (and so must shut it down)."""
     if ray.is_initialized():
         return False
+    quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
     if opts.address:
-        ray.init(address=opts.address, log_to_driver=False, **opts.ray_init)
+        ray.init(address=opts.address, **quiet, **opts.ray_init)
         return False
-    kwargs = dict(include_dashboard=False, log_to_driver=False)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(hide_ray_auth_notice)
+    kwargs = dict(include_dashboard=False, **quiet)
     if opts.workers:
         kwargs["num_cpus"] = max(opts.workers, os.cpu_count() or 1)
     kwargs.update(opts.ray_init)
@@ -108,11 +139,83 @@ def _start_ray(opts: RunOptions) -> bool:
     return True
 
 
+_REAPER = r"""
+import os, signal, sys, time
+driver = int(sys.argv[1])
+def tree(root):
+    kids = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+                kids.setdefault(int(st[1]), []).append((int(p), st[19]))
+            except OSError:
+                pass
+    out, todo = [], [root]
+    while todo:
+        for pid, start in kids.get(todo.pop(), []):
+            if pid != os.getpid():
+                out.append((pid, start)); todo.append(pid)
+    return out
+seen = {}
+while os.path.exists(f"/proc/{driver}") and os.getppid() == driver:
+    seen.update(tree(driver))
+    time.sleep(1)
+for pid, start in seen.items():
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[19] == start:   # same process, not a reused id
+                os.kill(pid, signal.SIGKILL)
+    except (OSError, IndexError):
+        pass
+"""
+
+
+class _Reaper:
+    """A watchdog for a cluster we started: if the driver dies without shutting Ray down (kill -9,
+    OOM killer), Ray's agents outlive the raylet (~200 MB, blocked on the dead GCS); the watchdog
+    kills every process the driver had started, by id (and start time, so a reused id is left alone).
+    Linux only (/proc); a no-op elsewhere."""
+
+    def __init__(self):
+        import subprocess
+        import sys
+        self.proc = None
+        if os.path.isdir("/proc/self"):
+            self.proc = subprocess.Popen([sys.executable, "-c", _REAPER, str(os.getpid())], start_new_session=True,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _TermAsInterrupt:
+    """SIGTERM ends a run like Ctrl-C (workers stopped, Ray shut down, "rerun to resume") instead of
+    Ray's C-level stack dump. Installed after ray.init, which installs that dump handler."""
+
+    def __enter__(self):
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:
+            self.old = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.installed:   # a handler set from C (Ray's dump) reads as None: back to the default
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self.old is None else self.old)
+
+
 class _Pool:
     """Actors plus the bookkeeping to replace a dead one."""
 
     def __init__(self, spec, backend, params, url, n, env):
-        opts = {"num_cpus": 1, "max_restarts": 0, "max_concurrency": 1}
+        opts = {"num_cpus": 1, "max_restarts": 0, "max_concurrency": PIPELINE}
         if env:
             opts["runtime_env"] = {"env_vars": env}
         self.cls = ray.remote(SimWorker).options(**opts)
@@ -195,11 +298,14 @@ def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
             report.seconds = time.time() - t0
             return report
         started = _start_ray(opts)
+        reaper = _Reaper() if started else None
         try:
-            _run(spec, params, opts, backend, writer, todo, report, lock)
+            with _TermAsInterrupt():
+                _run(spec, params, opts, backend, writer, todo, report, lock)
         finally:
             if started:
                 ray.shutdown()
+                reaper.stop()
     report.seconds = time.time() - t0
     return report
 
@@ -214,8 +320,10 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
     queue = EpisodeQueue({i: spec.group(i, opts.seed, params) for i in todo})
     attempts: dict[int, int] = defaultdict(int)
     previously_failed = {int(k) for k in writer.failed()}
-    inflight: dict[Any, tuple[int, int, float]] = {}   # ref -> (actor slot, episode, start time)
-    idle = deque(range(n))
+    inflight: dict[Any, tuple[int, int]] = {}              # ref -> (actor slot, episode)
+    lanes: list[list] = [[] for _ in range(n)]              # per slot: its refs in submission order
+    head_since = [0.0] * n                                  # when the slot's oldest task became its oldest
+    suspects: set[int] = set()      # in flight on a worker that died with several episodes: rerun alone
     bar = tqdm(total=opts.episodes, initial=report.already_complete, unit="ep", disable=not opts.progress,
                desc=f"{spec.name} [{backend}, {n} workers]", dynamic_ncols=True, smoothing=0.05)
     last_beat = time.time()
@@ -231,58 +339,108 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
             writer.record_failed(i, why)
             log.error("episode %d failed %d times, giving up: %s", i, attempts[i], why)
 
+    def retire(k: int, ref) -> None:
+        """Drop a finished ref from its slot; the next one's clock starts when it reaches the head."""
+        if lanes[k] and lanes[k][0] == ref:
+            head_since[k] = time.time()
+        lanes[k].remove(ref)
+        inflight.pop(ref, None)
+
+    def lose_worker(k: int, why: str, culprit: int | None) -> None:
+        """Replace slot k's actor. Its episodes die with it: `culprit` (or the only one) is charged an
+        attempt; when several were in flight and none is known, none is charged and each reruns alone,
+        so an innocent episode never pays for its neighbour."""
+        episodes = [inflight.pop(r)[1] for r in lanes[k]]
+        lanes[k].clear()
+        pool.replace(k)
+        if culprit is None and len(episodes) == 1:
+            culprit = episodes[0]
+        for i in reversed(episodes):
+            if i == culprit:
+                suspects.discard(i)
+                fail(i, why)
+            else:
+                if culprit is None:
+                    suspects.add(i)
+                report.retried += 1
+                queue.push_front(i)
+                log.warning("episode %d requeued: its worker was lost (%s)", i, why)
+
+    def submit(k: int) -> bool:
+        lane = lanes[k]
+        if stop or len(lane) >= PIPELINE or not queue or any(inflight[r][1] in suspects for r in lane):
+            return False
+        i = queue.pop(pool.last_group.get(k))
+        if i in suspects and lane:        # a suspect waits for an empty worker
+            queue.push_front(i)
+            return False
+        pool.last_group[k] = queue.group_of[i]
+        ref = pool.actors[k].run.remote(i, opts.seed, attempts[i])
+        if not lane:
+            head_since[k] = time.time()
+        lane.append(ref)
+        inflight[ref] = (k, i)
+        return True
+
+    stop: StoreError | None = None
     try:
-        while queue or inflight:
-            while idle and queue:
-                k = idle.popleft()
-                i = queue.pop(pool.last_group.get(k))
-                pool.last_group[k] = queue.group_of[i]
-                ref = pool.actors[k].run.remote(i, opts.seed, attempts[i])
-                inflight[ref] = (k, i, time.time())
+        while (queue and not stop) or inflight:
+            # breadth first: every worker gets one episode before any gets its queued second
+            for depth in range(PIPELINE):
+                for k in range(n):
+                    if len(lanes[k]) == depth:
+                        submit(k)
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
             for ref in ready:
-                k, i, _start = inflight.pop(ref)
+                if ref not in inflight:       # its worker was already replaced this round
+                    continue
+                k, i = inflight[ref]
                 try:
                     idx, seed, frames, sim_s, write_s = ray.get(ref)
                 except ray.exceptions.RayActorError as e:
-                    pool.replace(k)
-                    fail(i, f"worker died: {type(e).__name__}")
+                    lose_worker(k, f"worker died: {type(e).__name__}", None)
+                    continue
                 except ray.exceptions.RayTaskError as e:
+                    retire(k, ref)
                     cause = e.cause if getattr(e, "cause", None) is not None else e
-                    if isinstance(cause, OSError) and cause.errno in NO_SPACE:   # retrying cannot help
-                        raise StoreError(f"no space left on the device holding {writer.url} (writing episode "
-                                         f"{i}); complete episodes are intact: free space and rerun the same "
-                                         "command to resume") from None
+                    if isinstance(cause, OSError) and cause.errno in NO_SPACE:   # retrying cannot help:
+                        # hand out nothing more, let the episodes in flight finish, then stop
+                        stop = stop or StoreError(
+                            f"no space left on the device holding {writer.url} (writing episode {i}); complete "
+                            "episodes are intact: free space and rerun the same command to resume")
+                        continue
+                    suspects.discard(i)
                     fail(i, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}")
-                else:
-                    writer.mark_complete(idx, seed)
-                    if idx in previously_failed:
-                        writer.record_failed(idx, None)
-                    report.generated += 1
-                    report.frames += frames
-                    report.sim_seconds += sim_s
-                    report.write_seconds += write_s
-                    now = time.time()
-                    if report.first_done is None:
-                        report.first_done = now
-                    else:
-                        report.frames_after_first += frames
-                    report.last_done = now
-                    bar.update(1)
-                    bar.set_postfix(fps=f"{report.frames / max(bar.format_dict['elapsed'], 1e-9):.0f}",
-                                    failed=len(report.failed), refresh=False)
-                idle.append(k)
-            if opts.episode_timeout:
+                    continue
+                retire(k, ref)
+                suspects.discard(idx)
+                writer.mark_complete(idx, seed)
+                if idx in previously_failed:
+                    writer.record_failed(idx, None)
+                report.generated += 1
+                report.frames += frames
+                report.sim_seconds += sim_s
+                report.write_seconds += write_s
                 now = time.time()
-                for ref, (k, i, start) in list(inflight.items()):
-                    if now - start > opts.episode_timeout:
-                        inflight.pop(ref)
-                        pool.replace(k)
-                        fail(i, f"timed out after {opts.episode_timeout:.0f} s")
-                        idle.append(k)
+                if report.first_done is None:
+                    report.first_done = now
+                else:
+                    report.frames_after_first += frames
+                report.last_done = now
+                bar.update(1)
+                bar.set_postfix(fps=f"{report.frames / max(bar.format_dict['elapsed'], 1e-9):.0f}",
+                                failed=len(report.failed), refresh=False)
+            if opts.episode_timeout:
+                # a slot's oldest task is the one that may hang; its clock started when it became oldest
+                now = time.time()
+                for k in range(n):
+                    if lanes[k] and now - head_since[k] > opts.episode_timeout:
+                        lose_worker(k, f"timed out after {opts.episode_timeout:.0f} s", inflight[lanes[k][0]][1])
             if time.time() - last_beat > 60:
                 lock.heartbeat()
                 last_beat = time.time()
     finally:
         bar.close()
         pool.shutdown()   # kills in-flight episodes too; they were never marked complete
+    if stop:
+        raise stop

@@ -15,6 +15,9 @@ TOOL_NAME = "teco-worlds"
 CODES_GRID = 16     # VQ-GAN latent grid side, the paper's setting for 64 and 128 px
 
 
+LAYOUT_FIELDS = ("chunk_frames", "compression_level")   # how bytes are stored, not what they mean
+
+
 class StoreError(UserError, RuntimeError):
     """A store is missing, of the wrong dataset/shape/version, or damaged. The message names the problem."""
 
@@ -35,8 +38,12 @@ class StoreConfig:
     seed: int = 0                      # base seed; episode i uses generators.seeds.episode_seed(seed, i)
     params: dict[str, Any] = field(default_factory=dict)      # policy / protocol parameters
     episode_fields: dict[str, str] = field(default_factory=dict)  # extra per-episode scalars: name -> dtype
-    chunk_frames: int = 50             # frames per inner chunk of video/codes (one shard per episode; bench/storage.py)
-    compression_level: int = 1         # zstd level (bench/storage.py: level 1 keeps up with 2000+ frames/s)
+    # Layout, by measurement (bench/storage.py, DMLab frames): zstd-5 on 75-frame chunks stores 0.357 of
+    # raw, no more than the authors' compressed .npz download (0.360), at ~2.5x zstd-1's encode cost,
+    # which the runner's workers hide behind simulating the next episode; zstd-1 is 0.476. Larger chunks
+    # compress better but every random window read decodes a whole chunk (100 frames: +60% read CPU).
+    chunk_frames: int = 75             # frames per inner chunk of video/codes (one shard per episode)
+    compression_level: int = 5         # zstd level
 
     def __post_init__(self):
         for name in ("episodes", "length", "height", "width", "chunk_frames"):
@@ -57,9 +64,12 @@ class StoreConfig:
         return strict_from_json(cls, d, "store")
 
     def identity(self) -> dict:
-        """The fields that must match when a store is reopened (all but `episodes`, which may grow)."""
+        """The fields that must match when a store is reopened: all but `episodes` (which may grow) and
+        the layout (`chunk_frames`, `compression_level`), which a reopened store keeps from its creation,
+        so a store made with other defaults still resumes."""
         d = self.to_json()
-        d.pop("episodes")
+        for k in ("episodes", *LAYOUT_FIELDS):
+            d.pop(k)
         return _normalise(d)
 
 

@@ -123,10 +123,38 @@ def cli(args, ray_home, **env):
     return [sys.executable, "-m", "generators.synthetic", *args], subprocess_env(ray_home, **env)
 
 
+def descendants(pid: int) -> set[tuple[int, str]]:
+    """(pid, start time) of every process under `pid` (Linux /proc): what the driver started."""
+    kids: dict[int, list] = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                st = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            kids.setdefault(int(st[1]), []).append((int(p), st[19]))
+    out, todo = set(), [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child[0])
+    return out
+
+
+def alive(procs) -> set:
+    def same(pid, start):
+        try:
+            return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19] == start
+        except OSError:
+            return False
+    return {p for p in procs if same(*p)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", ["int", "kill"])
+@pytest.mark.parametrize("sig", ["int", "term", "kill"])
 def test_interrupted_driver_resumes(reference, tmp_path, ray_home, sig):
-    """SIGINT (then SIGKILL if it lingers) or straight SIGKILL of the driver; the rerun finishes the job."""
+    """SIGINT or SIGTERM (then SIGKILL if it lingers) or straight SIGKILL of the driver: no Ray process
+    outlives it (not even Ray's agents after a SIGKILL), and the rerun finishes the job."""
     url = str(tmp_path / "d.zarr")
     args = ["--episodes", "6", "--out", url, "--length", "20", "--resolution", "16", "--workers", "1", "--no-progress"]
     cmd, env = cli(args, ray_home, TECO_FAULTS="delay:1.0")
@@ -139,16 +167,24 @@ def test_interrupted_driver_resumes(reference, tmp_path, ray_home, sig):
         except Exception:
             pass
         time.sleep(0.2)
-    p.send_signal(signal.SIGINT if sig == "int" else signal.SIGKILL)
+    started = descendants(p.pid)
+    assert started, "the driver started no Ray processes?"
+    p.send_signal({"int": signal.SIGINT, "term": signal.SIGTERM, "kill": signal.SIGKILL}[sig])
     try:
-        p.wait(20)
+        p.wait(30)
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
+    deadline = time.time() + 30
+    while alive(started) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not alive(started), f"left running: {sorted(alive(started))}"
     done = int(StoreReader(url).complete_mask().sum())
     assert 2 <= done < 6
-    if sig == "int":
-        assert p.returncode == 130 and b"rerun the same command to resume" in p.stderr.read()
+    if sig in ("int", "term"):
+        err = p.stderr.read()
+        assert p.returncode == 130 and b"rerun the same command to resume" in err
+        assert b"SIGTERM received" not in err and b"Traceback" not in err
     cmd, env = cli(args, ray_home)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
