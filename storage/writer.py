@@ -26,7 +26,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 from . import store as _store
 from .lock import locked
 from .reader import EpisodeIndex, object_keys
-from .schema import (CODES_GRID, FORMAT_VERSION, TOOL_NAME, ArraySpec, StoreConfig,
+from .schema import (FORMAT_VERSION, TOOL_NAME, ArraySpec, StoreConfig,
                      StoreError, _normalise, array_specs, codes_spec)
 
 TOOL_VERSION = "0.1.0"
@@ -323,9 +323,9 @@ class StoreWriter(EpisodeIndex):
         self.update_meta(f)
 
     # -- VQ-GAN codes (teco-encode) ---------------------------------------------------------------
-    def ensure_codes(self, grid: int = CODES_GRID, vqgan_hash: str = "", codebook_size: int = 0,
+    def ensure_codes(self, grid: int, vqgan_hash: str = "", codebook_size: int = 0,
                      overwrite: bool = False) -> zarr.Array:
-        """Create `codes` (N,T,grid,grid) or check the existing one was made by the same VQ-GAN.
+        """Create `codes` (N,T,grid,grid; the grid is the VQ-GAN's) or check the existing one was made by the same VQ-GAN.
         With overwrite, codes of another VQ-GAN are dropped and every episode must be re-encoded.
         On a store already holding this VQ-GAN's codes nothing is written (no lock, no write access)."""
         spec = codes_spec(self.config, grid)

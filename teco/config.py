@@ -42,7 +42,7 @@ class TECOConfig:
     save_interval: int = 100_000
     log_interval: int = 100
     # -- conditional encoder E(x_t, x_{t-1}): ResNet on VQ-GAN code embeddings, 16x16 -> 8x8 --
-    codes_grid: int = 16
+    codes_grid: int = 16         # the VQ-GAN's grid: set from it at train time, like vq_codes and vq_dim
     encoder_depths: tuple[int, ...] = (256, 512)
     encoder_blocks: int = 2
     decoder_depths: tuple[int, ...] = (256, 512)   # mirrored: run in reverse, 8x8 -> 16x16
