@@ -268,7 +268,7 @@ def test_reader_raises_for_missing_and_damaged_objects(tmp_path):
 # ---- 9: every gen flag validated before anything is written ---------------------------------------------
 @pytest.mark.parametrize("argv,msg", [
     (["--seed", "-1"], "--seed"),
-    (["--landmark-radius", "nan"], "landmark-radius"),
+    (["--waypoint-radius", "nan"], "waypoint-radius"),
     (["--heading-tol", "inf"], "heading-tol"),
     (["--episode-timeout", "nan"], "--episode-timeout"),
     (["--episode-timeout", "-3"], "--episode-timeout"),
