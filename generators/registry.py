@@ -29,3 +29,21 @@ def get(name: str) -> DatasetSpec:
     if not isinstance(spec, DatasetSpec) or spec.name != name:
         raise TypeError(f"{DATASETS[name]} is not the DatasetSpec named '{name}'")
     return spec
+
+
+def release(name: str) -> dict | None:
+    """What `teco-store import --dataset NAME` needs about the dataset's released files (storage knows
+    no dataset): its action names, the files' action convention and the facts the store records;
+    None for a name that is not a registered dataset with a release."""
+    if name not in DATASETS:
+        return None
+    spec = get(name)
+    if spec.release_convention is None:
+        return None
+    return {"action_names": list(spec.action_names), "convention": spec.release_convention, "params": spec.facts()}
+
+
+def store_main(argv: list[str] | None = None) -> int:
+    """teco-store (storage/cli.py) with the registry's datasets known to `import`."""
+    from storage.cli import main
+    return main(argv, datasets=release)

@@ -56,6 +56,10 @@ class DatasetSpec(abc.ABC):
     vqgan_config: str | dict | None = None              # train-vqgan default: a teco/vqgan.py name or its fields
     teco_config: str | dict | None = None               # train-teco default: a teco/config.py name or its fields
 
+    # The authors' released files (teco-store import): how their actions[t] relates to frame t, one of
+    # storage.importer.CONVENTIONS ("after", "produced", "produced-reset"); None: no release to import.
+    release_convention: str | None = None
+
     # Flags for a small, quick store (tests, benches); `setup_args` adds what a run needs beyond them.
     small_args: Sequence[str] = ()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Callable
 
 import numpy as np
 
@@ -78,8 +79,9 @@ def cmd_preview(args) -> int:
 
 def cmd_import(args) -> int:
     from .importer import import_episodes
+    known = args.datasets(args.dataset) if args.datasets else None
     w = import_episodes(args.path, args.out, args.dataset, args.num_actions, args.action_convention,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, known=known)
     print(f"{w.url}: {int(w.complete_mask().sum())}/{w.config.episodes} episodes imported")
     return 0
 
@@ -122,9 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, datasets: Callable[[str], dict | None] | None = None) -> int:
+    """`datasets`: name -> what `import` needs to know about that dataset's released files, or None
+    (the console script passes generators/registry.py's; storage itself knows no dataset)."""
     def run() -> int:
         args = build_parser().parse_args(argv)
+        args.datasets = datasets
         return args.fn(args)
     return run_main(run, "teco-store")
 

@@ -32,6 +32,7 @@ class DmlabSpec(DatasetSpec):
     revisit_tolerances = (25.0, 20.0)      # a quarter of a maze cell; 20 degrees of heading
     vqgan_config = "dmlab"
     teco_config = "dmlab"
+    release_convention = "after"
     small_args = ("--length", "24")
 
     def add_args(self, parser: argparse.ArgumentParser) -> None:

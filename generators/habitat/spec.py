@@ -46,6 +46,7 @@ class HabitatSpec(DatasetSpec):
     revisit_tolerances = (0.25, 15.0)      # a quarter metre; 15 degrees of heading
     vqgan_config = "habitat"
     teco_config = "habitat"
+    release_convention = "produced"
     small_args = ("--length", "16", "--resolution", "32")
 
     def add_args(self, parser: argparse.ArgumentParser) -> None:

@@ -30,6 +30,7 @@ class MinecraftSpec(DatasetSpec):
     revisit_tolerances = (1.0, 20.0)       # one block; 20 degrees of heading
     vqgan_config = "minecraft"
     teco_config = "minecraft"
+    release_convention = "produced-reset"
     small_args = ("--length", "16", "--resolution", "32")
 
     def add_args(self, parser: argparse.ArgumentParser) -> None:
