@@ -73,7 +73,8 @@ def run_main(fn: Callable[[], int | None], prog: str) -> int:
     except Exception as e:
         if os.environ.get("TECO_DEBUG"):
             raise
-        env = environment_error(e)
+        # a user error raised `from None` already says what failed and what to do: keep its message
+        env = None if isinstance(e, USER_ERRORS) and e.__suppress_context__ else environment_error(e)
         if isinstance(e, USER_ERRORS) and (env is None or env is e):
             msg = str(e) if env is None else _os_line(env)
         elif env is not None:

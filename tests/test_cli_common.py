@@ -17,6 +17,22 @@ def test_layer_errors_are_user_errors_and_print_one_line(capsys):
             raise err
         assert run_main(fail, "prog") == 2
         assert capsys.readouterr().err == f"prog: error: {err}\n"
+
+    def wrapped():                        # our own message for a full disk names the path: it is kept
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            raise UserError("cannot write checkpoint /runs/x: No space left on device; free space") from None
+    assert run_main(wrapped, "prog") == 2
+    assert "/runs/x" in capsys.readouterr().err
+
+    def library():                        # a library's error around a full disk: the OS error's line
+        try:
+            raise OSError(28, "No space left on device", "/data/y")
+        except OSError:
+            raise ValueError("codec failed")
+    assert run_main(library, "prog") == 2
+    assert "No space left on device: /data/y" in capsys.readouterr().err
     with pytest.raises(KeyError):        # anything else is a bug: its traceback stays
         run_main(lambda: {}["k"], "prog")
 
