@@ -188,6 +188,22 @@ def test_store_cli_on_bucket(bucket_store, tmp_path):
     assert gif.stat().st_size > 0
 
 
+def test_endpoint_from_fsspec_config(bucket_store, s3, tmp_path):
+    """Without AWS_ENDPOINT_URL: the endpoint from an FSSPEC_S3_* variable, or everything from an fsspec
+    config file (FSSPEC_CONFIG_DIR/*.json), reaches every command."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    base["PYTHONPATH"] = os.pathsep.join(sys.path)
+    (tmp_path / "s3.json").write_text(json.dumps({"s3": {"endpoint_url": s3["AWS_ENDPOINT_URL"], "key": "testing",
+                                                          "secret": "testing", "client_kwargs": {"region_name": "us-east-1"}}}))
+    for env in ({**base, **{k: v for k, v in s3.items() if k != "AWS_ENDPOINT_URL"},
+                 "FSSPEC_S3_ENDPOINT_URL": s3["AWS_ENDPOINT_URL"]},
+                {**base, "FSSPEC_CONFIG_DIR": str(tmp_path)}):
+        out = subprocess.run([sys.executable, "-m", "storage.cli", "info", bucket_store, "--json"], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["complete"] == N
+
+
 def test_loader_streams_windows_from_bucket(bucket_store, local_ref):
     """Several DataLoader worker processes read random windows straight from the bucket."""
     from torch.utils.data import DataLoader
