@@ -5,6 +5,7 @@ the store is byte-identical to an undisturbed run."""
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,7 +43,8 @@ def cluster(ray_home):
             yield c, nodes, env
         finally:
             c.shutdown()
-    reset_auth_token_state()   # back to the session's settings for later test modules
+    reset_auth_token_state()
+    shutil.rmtree(tmp, ignore_errors=True)   # back to the session's settings for later test modules
 
 
 def gen_cmd(url, address):
