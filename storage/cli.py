@@ -23,6 +23,7 @@ def cmd_info(args) -> int:
     info = {
         "store": r.url, "dataset": cfg.dataset, "backend": f"{cfg.backend} {cfg.backend_version}",
         "episodes": cfg.episodes, "complete": complete, "failed": len(r.failed()),
+        "failed_episodes": {k: v.get("reason") for k, v in sorted(r.failed().items(), key=lambda kv: int(kv[0]))},
         "frames": f"{cfg.length} x {cfg.height}x{cfg.width}", "actions": cfg.action_names, "pose": cfg.pose_names,
         "seed": cfg.seed, "bytes_on_disk": stored, "raw_bytes_complete": raw,
         "compression_ratio": round(raw / stored, 2) if stored else None,
@@ -38,6 +39,10 @@ def cmd_info(args) -> int:
         for k, v in info.items():
             if k == "params":
                 v = json.dumps(v)[:400]
+            if k == "failed_episodes":   # one line per episode the generator gave up on, with its reason
+                for i, why in v.items():
+                    print(f"{'failed episode ' + i:>18}: {why}")
+                continue
             print(f"{k:>18}: {v}")
     return 0
 

@@ -154,7 +154,7 @@ def test_paper_generators_pair_each_frame_with_the_action_that_produced_it(name)
     spec = importlib.import_module(f"generators.{name}.spec").SPEC
     p = argparse.ArgumentParser()
     spec.add_args(p)
-    params = spec.params(p.parse_args(["--length", "80"]))
+    params = spec.params(p.parse_args(["--length", "300", "--resolution", "32"]))   # long enough to turn both ways
     cfg = spec.store_config(params, "embedded", 1, 0)
     backend = spec.make_backend("embedded", params)
     try:
