@@ -20,10 +20,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 
-from common import finish, goals_table, load, table
+# the repository root first, also when PYTHONPATH names it: else bench/storage.py shadows storage/
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import finish, goals_table, load, table  # noqa: E402
+
+from generators import registry  # noqa: E402
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -31,12 +37,6 @@ GOALS = {"dmlab_gen_1w_over_bare": (">=", 0.95, "DMLab gen 1 worker / bare simul
          "dmlab_gen_2w_over_bare_2p": (">=", 0.85, "DMLab gen 2 workers / 2 bare processes"),
          "minecraft_gen_1w_over_bare": (">=", 0.97, "Minecraft gen 1 worker / bare"),
          "habitat_gen_1w_over_bare": (">=", 0.97, "Habitat gen 1 worker / bare")}
-
-
-def default_params(spec, extra: list[str]):
-    p = argparse.ArgumentParser()
-    spec.add_args(p)
-    return spec.params(p.parse_args(extra))
 
 
 def bare_fps(spec, params, episodes: int) -> tuple[float, float]:
@@ -54,9 +54,7 @@ def bare_fps(spec, params, episodes: int) -> tuple[float, float]:
 
 def _bare_worker(args):
     name, params, episodes = args
-    import importlib
-    spec = importlib.import_module(f"generators.{name}.spec").SPEC
-    return bare_fps(spec, params, episodes)[0]
+    return bare_fps(registry.get(name), params, episodes)[0]
 
 
 def bare_parallel_fps(spec, params, episodes: int, procs: int) -> float:
@@ -96,24 +94,15 @@ def memory_maze_fps(steps: int) -> float:
 
 
 def load_spec(name: str, tmp: str):
-    if name == "dmlab":
-        from generators.dmlab.spec import SPEC
-        return SPEC, default_params(SPEC, [])
-    if name == "minecraft":
-        from generators.minecraft.spec import SPEC
-        return SPEC, default_params(SPEC, [])
-    if name == "habitat":
-        from generators.habitat.scenes import main as make_scenes
-        from generators.habitat.spec import SPEC
-        scenes = os.path.join(tmp, "scenes")
-        make_scenes(["--out", scenes, "--count", "2", "--seed", "0"])
-        return SPEC, default_params(SPEC, ["--scenes", scenes])
-    raise SystemExit(f"unknown dataset {name}")
+    """The registered dataset and its default params (the paper's settings; habitat: two generated scenes)."""
+    spec = registry.get(name)
+    return spec, spec.params_from_argv(spec.setup_args(tmp))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", default="dmlab,minecraft,habitat")
+    ap.add_argument("--datasets", default=",".join(registry.PAPER_DATASETS),
+                    help=f"comma-separated, any of {', '.join(registry.names())}")
     ap.add_argument("--episodes", type=int, default=None,
                     help="episodes per end-to-end measurement (default: 32 DMLab, 10 Minecraft/Habitat)")
     ap.add_argument("--bare-episodes", type=int, default=4)

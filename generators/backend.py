@@ -11,11 +11,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from cli_common import UserError
+
 
 @runtime_checkable
 class Backend(Protocol):
     name: str        # e.g. "embedded", "deepmind_lab"
-    version: str     # recorded in the store; bump when the bytes an episode produces change
+    # No version here: what the store records is the dataset's DatasetSpec.backend_version(backend, params).
 
     def reset(self, seed: int, **episode: Any) -> np.ndarray:
         """Start a new episode fully determined by `seed` (and `episode` kwargs, e.g. a scene);
@@ -33,7 +35,7 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(UserError, RuntimeError):
     """A real simulator was asked for but cannot be imported here; the message says how to install it."""
 
 

@@ -9,7 +9,7 @@ import logging
 import math
 import sys
 
-from storage.cli_util import run_main
+from cli_common import run_main
 from storage.schema import StoreConfig
 
 from .runner import RunOptions, generate

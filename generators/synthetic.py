@@ -7,11 +7,9 @@ import argparse
 
 import numpy as np
 
-from storage import StoreConfig
-
 from .rollout import Episode, rollout
 from .seeds import episode_seed, rng
-from .spec import DatasetSpec
+from .spec import DatasetSpec, check_at_least
 
 ACTIONS = ["stay", "left", "right", "up", "down"]
 MOVES = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]])
@@ -64,6 +62,12 @@ class SyntheticSpec(DatasetSpec):
     real_module = "__no_real_backend__"
     install_hint = "the synthetic dataset has only the embedded backend"
     default_episodes = 16
+    action_names = ACTIONS
+    pose_units = "pixels"
+    revisit_tolerances = (2.0, 0.0)        # one pan step; the synthetic yaw is always 0
+    vqgan_config = "tiny"
+    teco_config = "tiny"
+    small_args = ("--length", "8", "--resolution", "32")
 
     def add_args(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--length", type=int, default=32)
@@ -71,19 +75,13 @@ class SyntheticSpec(DatasetSpec):
         parser.add_argument("--skip", type=int, default=0, help="unrecorded steps before frame 0")
 
     def params(self, args) -> dict:
-        return {"length": args.length, "resolution": args.resolution, "skip": args.skip, "pose_units": "pixels"}
+        return {"length": args.length, "resolution": args.resolution, "skip": args.skip}
 
     def validate(self, params, backend) -> None:
-        if params["resolution"] <= 0 or params["length"] <= 0:
-            raise ValueError("resolution and length must be positive")
-        if params.get("skip", 0) < 0:
-            raise ValueError(f"skip must be >= 0, got {params['skip']}")
+        check_at_least(params, {"resolution": 1, "length": 1, "skip": 0})
 
-    def store_config(self, params, backend, episodes, seed) -> StoreConfig:
-        r = params["resolution"]
-        return StoreConfig(dataset=self.name, episodes=episodes, length=params["length"], height=r, width=r,
-                           action_names=ACTIONS, pose_names=["x", "y", "z", "yaw"], backend=backend,
-                           backend_version=PanBackend.version, seed=seed, params=params)
+    def backend_version(self, backend, params) -> str:
+        return PanBackend.version
 
     def make_backend(self, backend, params):
         return PanBackend(params["resolution"], world=max(64, 2 * params["resolution"]))
@@ -96,8 +94,12 @@ class SyntheticSpec(DatasetSpec):
 SPEC = SyntheticSpec()
 
 
+def main(argv: list[str] | None = None) -> int:
+    """gen-synthetic: the console script, registered like every dataset's (generators/ADDING_A_DATASET.md)."""
+    from .cli import run_cli
+    return run_cli(SPEC, argv)
+
+
 if __name__ == "__main__":   # python -m generators.synthetic --episodes 8 --out /tmp/s.zarr
     import sys
-
-    from .cli import run_cli
-    sys.exit(run_cli(SPEC))
+    sys.exit(main())

@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Callable
 
 import numpy as np
 
-from .cli_util import run_main
+from cli_common import run_main
+
 from .reader import StoreReader
 
 
@@ -21,6 +23,7 @@ def cmd_info(args) -> int:
     info = {
         "store": r.url, "dataset": cfg.dataset, "backend": f"{cfg.backend} {cfg.backend_version}",
         "episodes": cfg.episodes, "complete": complete, "failed": len(r.failed()),
+        "failed_episodes": {k: v.get("reason") for k, v in sorted(r.failed().items(), key=lambda kv: int(kv[0]))},
         "frames": f"{cfg.length} x {cfg.height}x{cfg.width}", "actions": cfg.action_names, "pose": cfg.pose_names,
         "seed": cfg.seed, "bytes_on_disk": stored, "raw_bytes_complete": raw,
         "compression_ratio": round(raw / stored, 2) if stored else None,
@@ -36,6 +39,10 @@ def cmd_info(args) -> int:
         for k, v in info.items():
             if k == "params":
                 v = json.dumps(v)[:400]
+            if k == "failed_episodes":   # one line per episode the generator gave up on, with its reason
+                for i, why in v.items():
+                    print(f"{'failed episode ' + i:>18}: {why}")
+                continue
             print(f"{k:>18}: {v}")
     return 0
 
@@ -77,8 +84,9 @@ def cmd_preview(args) -> int:
 
 def cmd_import(args) -> int:
     from .importer import import_episodes
+    known = args.datasets(args.dataset) if args.datasets else None
     w = import_episodes(args.path, args.out, args.dataset, args.num_actions, args.action_convention,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, known=known)
     print(f"{w.url}: {int(w.complete_mask().sum())}/{w.config.episodes} episodes imported")
     return 0
 
@@ -121,9 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, datasets: Callable[[str], dict | None] | None = None) -> int:
+    """`datasets`: name -> what `import` needs to know about that dataset's released files, or None
+    (the console script passes generators/registry.py's; storage itself knows no dataset)."""
     def run() -> int:
         args = build_parser().parse_args(argv)
+        args.datasets = datasets
         return args.fn(args)
     return run_main(run, "teco-store")
 

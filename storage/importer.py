@@ -11,7 +11,6 @@ A released `train/` + `test/` tree keeps its split: train episodes first, record
 from __future__ import annotations
 
 import glob
-import importlib
 import importlib.util
 import os
 
@@ -29,18 +28,7 @@ PRODUCED = "produced"              # produced frame t (Habitat): as is
 PRODUCED_RESET = "produced-reset"  # produced frame t, index 0 a placeholder for the reset view (Minecraft)
 CONVENTIONS = (AFTER, PRODUCED, PRODUCED_RESET)
 
-# dataset -> (protocol module whose ACTION_NAMES name the ids, convention of the authors' files)
-DATASETS = {
-    "dmlab": ("generators.dmlab.protocol", AFTER),
-    "minecraft": ("generators.minecraft.protocol", PRODUCED_RESET),
-    "habitat": ("generators.habitat.protocol", PRODUCED),
-}
 SPLITS = ("train", "test")
-
-
-def action_names(dataset: str) -> list[str]:
-    """The real action names of a paper dataset, from its protocol module (the generators' own list)."""
-    return list(importlib.import_module(DATASETS[dataset][0]).ACTION_NAMES)
 
 
 def to_store_actions(actions: np.ndarray, convention: str) -> np.ndarray:
@@ -134,15 +122,17 @@ def load_episode(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def import_episodes(src: str, out: str, dataset: str = "imported", num_actions: int | None = None,
-                    convention: str | None = None, progress: bool = True) -> StoreWriter:
-    """Import every episode under `src` into the store `out`. For dmlab/minecraft/habitat the action names
-    and the files' action convention are the dataset's; other names get action_<k> and `convention`
-    (default: produced)."""
-    if dataset in DATASETS:
-        names = action_names(dataset)
+                    convention: str | None = None, progress: bool = True,
+                    known: dict | None = None) -> StoreWriter:
+    """Import every episode under `src` into the store `out`. `known` is what the dataset's generator
+    knows about its released files (generators/registry.py `release`): {"action_names", "convention",
+    "params"}: its action names, the files' action convention and the facts the store records. Without
+    it the actions are named action_<k> and `convention` defaults to produced."""
+    if known is not None:
+        names = list(known["action_names"])
         if num_actions is not None and num_actions != len(names):
             raise ValueError(f"--num-actions {num_actions} contradicts {dataset}'s {len(names)} actions")
-        convention = convention or DATASETS[dataset][1]
+        convention = convention or known["convention"]
     else:
         names = None
         convention = convention or PRODUCED
@@ -156,8 +146,8 @@ def import_episodes(src: str, out: str, dataset: str = "imported", num_actions: 
             num_actions = int(max(load_episode(f)[1].max() for f in files[:16])) + 1
         names = [f"action_{k}" for k in range(num_actions)]
     root = src if os.path.isdir(src) else os.path.dirname(src)
-    params = {"source": os.path.abspath(src), "action_convention_of_source": convention,
-              "files": [os.path.relpath(f, root) for f in files]}
+    params = {**((known or {}).get("params") or {}), "source": os.path.abspath(src),
+              "action_convention_of_source": convention, "files": [os.path.relpath(f, root) for f in files]}
     if split is not None:
         params["split"] = split
     cfg = StoreConfig(dataset=dataset, episodes=len(files), length=t, height=h, width=w, action_names=names,

@@ -7,7 +7,6 @@ takes it for just that update (`locked`)."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -16,6 +15,8 @@ import sys
 import time
 
 import fsspec
+
+from cli_common import os_error_message  # noqa: F401 (also imported from here)
 
 from . import store as _store
 from .schema import StoreError
@@ -48,22 +49,6 @@ def _pid_alive(pid: int) -> bool:
     except (OverflowError, ValueError):
         return False
     return True
-
-
-def os_error_message(e: OSError, what: str) -> str:
-    """`what` failed because of `e`: one line with the path and what to do."""
-    path = e.filename or ""
-    reason = e.strerror or str(e)
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        todo = "free space (or raise the quota) and rerun the same command; completed work is kept"
-    elif e.errno == errno.EROFS:
-        todo = ("the file system is read-only: writing needs a writable location (reading a complete "
-                "store does not)")
-    elif e.errno in (errno.EACCES, errno.EPERM):
-        todo = "check the permissions of that path or choose another location"
-    else:
-        todo = "check the device and rerun the same command"
-    return f"{what}: {reason}: {path}; {todo}" if path else f"{what}: {reason}; {todo}"
 
 
 def _default_purpose() -> str:

@@ -35,7 +35,31 @@ class MissingEpisodeData(EpisodeDataError):
     """An object of episode `episode`'s array `array` is absent (zarr would return fill values)."""
 
 
-class StoreReader:
+class EpisodeIndex:
+    """What reader and writer share about episodes (both have url, config and array())."""
+
+    def _index(self, i: int) -> int:
+        i = int(i)
+        if not 0 <= i < self.config.episodes:
+            raise StoreError(f"{self.url}: episode {i} outside 0..{self.config.episodes - 1}")
+        return i
+
+    def complete_indices(self) -> np.ndarray:
+        """Sorted indices of complete episodes. Costs one listing plus one read per episode that has a
+        completion flag, not one per episode of the config (a store may be grown far past its data)."""
+        return complete_indices(self.url, self.array("complete"), self.config.episodes)
+
+    def complete_count(self) -> int:
+        return len(self.complete_indices())
+
+    def complete_mask(self) -> np.ndarray:
+        """Bool (episodes,): one byte per episode of the config; prefer complete_indices()."""
+        mask = np.zeros(self.config.episodes, bool)
+        mask[self.complete_indices()] = True
+        return mask
+
+
+class StoreReader(EpisodeIndex):
     def __init__(self, url):
         self.url = _store.normalise(url)
         self.group = _store.open_group(self.url, "r")
@@ -45,15 +69,8 @@ class StoreReader:
         self.longest = self.config.episodes             # > episodes: an unfinished growth (writers finish it)
         for spec in array_specs(self.config):
             arr = self.array(spec.name)
-            want = (self.config.episodes, *spec.shape[1:])
-            shape = tuple(arr.shape)
-            # arrays longer than the recorded count are a growth a writer has not finished yet: read
-            # the store at its recorded count
-            longer = len(shape) == len(want) and shape[0] > want[0]
-            if (shape != want and not (longer and shape[1:] == want[1:])) or np.dtype(arr.dtype) != np.dtype(spec.dtype):
-                raise StoreError(f"{self.url}: array '{spec.name}' is {arr.dtype}{shape}, "
-                                 f"expected {np.dtype(spec.dtype)}{want}")
-            self.longest = max(self.longest, shape[0])
+            _store.check_array(arr, spec, self.url, self.config.episodes, longer_ok=True)
+            self.longest = max(self.longest, arr.shape[0])
 
     @property
     def attrs(self) -> dict:
@@ -70,29 +87,13 @@ class StoreReader:
                 raise StoreError(f"{self.url}: no array '{name}'") from None
         return self._arrays[name]
 
-    def complete_indices(self) -> np.ndarray:
-        """Sorted indices of complete episodes. Costs one listing plus one read per episode that has a
-        completion flag, not one per episode of the config (a store may be grown far past its data)."""
-        return complete_indices(self.url, self.array("complete"), self.config.episodes)
-
-    def complete_count(self) -> int:
-        return len(self.complete_indices())
-
-    def complete_mask(self) -> np.ndarray:
-        """Bool (episodes,): one byte per episode of the config; prefer complete_indices()."""
-        mask = np.zeros(self.config.episodes, bool)
-        mask[self.complete_indices()] = True
-        return mask
-
     def read(self, name: str, i: int, t0: int = 0, t1: int | None = None,
              allow_missing: bool = False) -> np.ndarray:
         """Episode i of array `name`; for per-frame arrays only frames t0:t1 (reads just those chunks).
         A missing object raises MissingEpisodeData, a damaged one EpisodeDataError (both name episode
         and array); allow_missing=True returns zarr's fill values for missing objects instead."""
         arr = self.array(name)
-        i = int(i)
-        if not 0 <= i < self.config.episodes:
-            raise StoreError(f"{self.url}: episode {i} outside 0..{self.config.episodes - 1}")
+        i = self._index(i)
         if not allow_missing and (name, i) not in self._present:
             missing = self.missing_objects(i, [name])
             if missing:

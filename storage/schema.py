@@ -8,15 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from cli_common import UserError, strict_from_json
+
 FORMAT_VERSION = 1
 TOOL_NAME = "teco-worlds"
-CODES_GRID = 16     # VQ-GAN latent grid side, the paper's setting for 64 and 128 px
 
 
 LAYOUT_FIELDS = ("chunk_frames", "compression_level")   # how bytes are stored, not what they mean
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """A store is missing, of the wrong dataset/shape/version, or damaged. The message names the problem."""
 
 
@@ -59,8 +60,7 @@ class StoreConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "StoreConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return strict_from_json(cls, d, "store")
 
     def identity(self) -> dict:
         """The fields that must match when a store is reopened: all but `episodes` (which may grow) and
@@ -120,8 +120,9 @@ def array_specs(cfg: StoreConfig) -> list[ArraySpec]:
     return specs
 
 
-def codes_spec(cfg: StoreConfig, grid: int = CODES_GRID) -> ArraySpec:
-    """VQ-GAN codes written by `teco-encode`: int16 (N, T, grid, grid), one shard per episode."""
+def codes_spec(cfg: StoreConfig, grid: int) -> ArraySpec:
+    """VQ-GAN codes written by `teco-encode`: int16 (N, T, grid, grid), one shard per episode; the grid
+    is the VQ-GAN's (teco reads it from the VQ-GAN config, next to the codebook size)."""
     c, tp = inner_chunk(cfg), padded_length(cfg)
     return ArraySpec("codes", (cfg.episodes, cfg.length, grid, grid), "int16",
                      (1, c, grid, grid), (1, tp, grid, grid), -1)

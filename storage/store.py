@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import zarr
 
-from .schema import FORMAT_VERSION, StoreError, StoreConfig
+from .schema import FORMAT_VERSION, ArraySpec, StoreError, StoreConfig
 
 ATTR_KEY = "teco_worlds"   # everything of ours lives under this one group attribute
 
@@ -134,3 +135,14 @@ def check_meta_types(meta: dict, url: str) -> None:
     for key, (ok, want) in _META_TYPES.items():
         if key in meta and not ok(meta[key]):
             raise _wrong(url, key, meta[key], want)
+
+
+def check_array(arr: zarr.Array, spec: ArraySpec, url: str, n: int, longer_ok: bool = False) -> None:
+    """Shape and dtype as the config says (n episodes); longer_ok accepts more episodes (a growth a
+    writer has not finished: readers read the recorded count, writers finish it). Reader and writer both."""
+    want = (n, *spec.shape[1:])
+    shape = tuple(arr.shape)
+    ok_n = shape[:1] == want[:1] or (longer_ok and len(shape) == len(want) and shape[0] > n)
+    if not ok_n or shape[1:] != want[1:] or np.dtype(arr.dtype) != np.dtype(spec.dtype):
+        raise StoreError(f"{url}: array '{spec.name}' is {arr.dtype}{shape}, expected "
+                         f"{np.dtype(spec.dtype)}{want}")

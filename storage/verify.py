@@ -19,6 +19,7 @@ class VerifyReport:
     incomplete: int = 0
     bad: dict[int, list[str]] = field(default_factory=dict)   # episode -> problems
     failed: dict = field(default_factory=dict)                 # episodes the generator gave up on
+    not_encoded: list[int] = field(default_factory=list)       # complete, codes not written yet: not damage
     store_problems: list[str] = field(default_factory=list)
 
     @property
@@ -32,6 +33,8 @@ class VerifyReport:
         if self.failed:
             out.append(f"generator reported {len(self.failed)} failed episodes: "
                        + ", ".join(sorted(self.failed, key=int)[:20]))
+        if self.not_encoded:
+            out.append(f"{len(self.not_encoded)} complete episodes not encoded yet (not damage; teco-encode encodes them)")
         out.append("OK" if self.ok else f"FAULTS in {len(self.bad)} episodes")
         return out
 
@@ -43,12 +46,14 @@ def per_episode_arrays(reader: StoreReader) -> list[str]:
     return names
 
 
-def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]]) -> list[str]:
+def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]], not_encoded: list | None = None) -> list[str]:
     cfg, problems = reader.config, []
+    not_encoded = [] if not_encoded is None else not_encoded
     for name in per_episode_arrays(reader):
         arr = reader.array(name)
         missing = [k for k in object_keys(arr, i) if k not in present[name]]
         if missing and name == "codes":   # not encoded yet: teco-encode's business, not damage
+            not_encoded.append(i)
             continue
         if missing:
             problems.append(f"{name}: missing object(s) {', '.join(missing[:3])}")
@@ -62,7 +67,9 @@ def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]]) -> 
             problems.append(f"actions: ids outside 0..{len(cfg.action_names) - 1} (-1 only at frame 0)")
         if name == "pose" and cfg.pose_dim and not np.isfinite(x).all():
             problems.append("pose: non-finite values")
-        if name == "codes":
+        if name == "codes" and (x == -1).all():   # added or regenerated after encoding: reset, not damaged
+            not_encoded.append(i)
+        elif name == "codes":
             k = int((reader.meta.get("codes") or {}).get("codebook_size") or 0)
             if x.min() < 0 or (k and x.max() >= k):
                 problems.append(f"codes: ids outside 0..{k - 1}")
@@ -83,7 +90,7 @@ def verify(url, progress: bool = True) -> VerifyReport:
         except FileNotFoundError:
             present[name] = set()
     for i in tqdm(done, desc="verify", unit="ep", disable=not progress):
-        problems = check_episode(reader, int(i), present)
+        problems = check_episode(reader, int(i), present, report.not_encoded)
         if problems:
             report.bad[int(i)] = problems
     return report

@@ -25,9 +25,8 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from . import store as _store
 from .lock import locked
-from .reader import complete_indices as _complete_indices
-from .reader import object_keys
-from .schema import (CODES_GRID, FORMAT_VERSION, TOOL_NAME, ArraySpec, StoreConfig,
+from .reader import EpisodeIndex, object_keys
+from .schema import (FORMAT_VERSION, TOOL_NAME, ArraySpec, StoreConfig,
                      StoreError, _normalise, array_specs, codes_spec)
 
 TOOL_VERSION = "0.1.0"
@@ -43,16 +42,6 @@ def _create_array(group: zarr.Group, spec: ArraySpec, level: int) -> zarr.Array:
     return group.create_array(spec.name, shape=spec.shape, chunks=spec.chunks, shards=spec.shards,
                               dtype=spec.dtype, fill_value=spec.fill_value,
                               compressors=_codecs(spec, level), overwrite=False)
-
-
-def _check_array(arr: zarr.Array, spec: ArraySpec, url: str, n: int, longer_ok: bool = False) -> None:
-    """Shape and dtype as the config says; longer_ok accepts more episodes (an unfinished growth)."""
-    want = (n, *spec.shape[1:])
-    shape = tuple(arr.shape)
-    ok_n = shape[:1] == want[:1] or (longer_ok and len(shape) == len(want) and shape[0] > n)
-    if not ok_n or shape[1:] != want[1:] or np.dtype(arr.dtype) != np.dtype(spec.dtype):
-        raise StoreError(f"{url}: array '{spec.name}' is {arr.dtype}{shape}, expected "
-                         f"{np.dtype(spec.dtype)}{want}")
 
 
 def check_config(config: StoreConfig) -> None:
@@ -114,7 +103,7 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
-class StoreWriter:
+class StoreWriter(EpisodeIndex):
     def __init__(self, url: str, group: zarr.Group, config: StoreConfig):
         self.url, self.group, self.config = url, group, config
         self._arrays: dict[str, zarr.Array] = {}
@@ -174,7 +163,7 @@ class StoreWriter:
                 arr = self.group[spec.name]
             except KeyError:
                 raise StoreError(f"{self.url}: array '{spec.name}' is missing") from None
-            _check_array(arr, spec, self.url, n, longer_ok=True)
+            _store.check_array(arr, spec, self.url, n, longer_ok=True)
             longest = max(longest, arr.shape[0])
         if "codes" in self.group:
             longest = max(longest, self.group["codes"].shape[0])
@@ -287,25 +276,6 @@ class StoreWriter:
     def set_complete(self, i: int, value: bool) -> None:
         self.array("complete")[self._index(i)] = bool(value)
 
-    def _index(self, i: int) -> int:
-        i = int(i)
-        if not 0 <= i < self.config.episodes:
-            raise StoreError(f"episode index {i} outside 0..{self.config.episodes - 1}")
-        return i
-
-    def complete_indices(self) -> np.ndarray:
-        """Sorted complete episodes; costs one listing plus one read per existing flag, not per episode."""
-        return _complete_indices(self.url, self.array("complete"), self.config.episodes)
-
-    def complete_count(self) -> int:
-        return len(self.complete_indices())
-
-    def complete_mask(self) -> np.ndarray:
-        """Bool (episodes,); prefer complete_indices() for large stores (this is one byte per episode)."""
-        mask = np.zeros(self.config.episodes, bool)
-        mask[self.complete_indices()] = True
-        return mask
-
     # -- attributes (merged with what is on disk, under the store lock) ----------------------------
     def meta(self) -> dict:
         """Our attribute as it is on disk now."""
@@ -353,9 +323,9 @@ class StoreWriter:
         self.update_meta(f)
 
     # -- VQ-GAN codes (teco-encode) ---------------------------------------------------------------
-    def ensure_codes(self, grid: int = CODES_GRID, vqgan_hash: str = "", codebook_size: int = 0,
+    def ensure_codes(self, grid: int, vqgan_hash: str = "", codebook_size: int = 0,
                      overwrite: bool = False) -> zarr.Array:
-        """Create `codes` (N,T,grid,grid) or check the existing one was made by the same VQ-GAN.
+        """Create `codes` (N,T,grid,grid; the grid is the VQ-GAN's) or check the existing one was made by the same VQ-GAN.
         With overwrite, codes of another VQ-GAN are dropped and every episode must be re-encoded.
         On a store already holding this VQ-GAN's codes nothing is written (no lock, no write access)."""
         spec = codes_spec(self.config, grid)
@@ -368,7 +338,7 @@ class StoreWriter:
                              f"{vqgan_hash}; pass --overwrite to re-encode")
         if "codes" in group and info and all(info.get(k) == v for k, v in want.items()):
             arr = group["codes"]
-            _check_array(arr, spec, self.url, self.config.episodes, longer_ok=True)
+            _store.check_array(arr, spec, self.url, self.config.episodes, longer_ok=True)
             self.group, self._has_codes = group, True
             self._arrays.pop("codes", None)
             return arr
@@ -386,6 +356,6 @@ class StoreWriter:
                 _create_array(group, codes_spec(self.config, grid), self.config.compression_level)
             self.group, self._has_codes = group, True
             arr = group["codes"]
-            _check_array(arr, spec, self.url, self.config.episodes, longer_ok=True)
+            _store.check_array(arr, spec, self.url, self.config.episodes, longer_ok=True)
             self.update_meta(lambda m: m.__setitem__("codes", {**(m.get("codes") or {}), **want}))
         return arr

@@ -7,13 +7,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 
-
-def strict_from_json(cls, d: dict, what: str):
-    """A config dataclass from its JSON dict; unknown keys are an error (a run made by other code)."""
-    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown {what} config fields: {sorted(unknown)}")
-    return cls(**d)
+from cli_common import strict_from_json
 
 
 @dataclass
@@ -28,6 +22,9 @@ class TransformerConfig:
     def __post_init__(self):
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+
+
+RETIRED_FIELDS = ("open_loop_ctx",)   # TECOConfig fields older runs recorded; accepted and ignored
 
 
 @dataclass
@@ -45,7 +42,7 @@ class TECOConfig:
     save_interval: int = 100_000
     log_interval: int = 100
     # -- conditional encoder E(x_t, x_{t-1}): ResNet on VQ-GAN code embeddings, 16x16 -> 8x8 --
-    codes_grid: int = 16
+    codes_grid: int = 16         # the VQ-GAN's grid: set from it at train time, like vq_codes and vq_dim
     encoder_depths: tuple[int, ...] = (256, 512)
     encoder_blocks: int = 2
     decoder_depths: tuple[int, ...] = (256, 512)   # mirrored: run in reverse, 8x8 -> 16x16
@@ -79,7 +76,6 @@ class TECOConfig:
     T_draft: int = 8
     T_revise: int = 8
     M: int = 2
-    open_loop_ctx: int = 36
 
     def __post_init__(self):
         if isinstance(self.z_tfm, dict):
@@ -122,7 +118,8 @@ class TECOConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "TECOConfig":
-        return strict_from_json(cls, d, "TECO")
+        # open_loop_ctx: recorded by runs made before it was dropped (nothing read it)
+        return strict_from_json(cls, {k: v for k, v in d.items() if k not in RETIRED_FIELDS}, "TECO")
 
 
 TECO_CONFIGS: dict[str, TECOConfig] = {
@@ -145,7 +142,7 @@ TECO_CONFIGS: dict[str, TECOConfig] = {
         encoder_depths=(16, 32), encoder_blocks=1, decoder_depths=(16, 32), decoder_blocks=1,
         embedding_dim=16, n_codes=64, proj_dim=8, z_ds=4,
         z_tfm=TransformerConfig(32, 64, 2, 2), z_git=TransformerConfig(32, 64, 2, 2), z_git_vocab_dim=16,
-        drop_loss_rate=0.5, T_draft=4, T_revise=4, M=1, open_loop_ctx=4),
+        drop_loss_rate=0.5, T_draft=4, T_revise=4, M=1),
     # experiments/consistency.py: tiny's widths with a 48-frame window, so a context of 47 frames covers the
     # revisits of the DMLab retrace probe (gaps 17-40) that a --context 16 twin cannot see
     "probe48": TECOConfig(
@@ -154,12 +151,22 @@ TECO_CONFIGS: dict[str, TECOConfig] = {
         encoder_depths=(16, 32), encoder_blocks=1, decoder_depths=(16, 32), decoder_blocks=1,
         embedding_dim=16, n_codes=64, proj_dim=8, z_ds=4,
         z_tfm=TransformerConfig(32, 64, 2, 2), z_git=TransformerConfig(32, 64, 2, 2), z_git_vocab_dim=16,
-        drop_loss_rate=0.5, T_draft=4, T_revise=4, M=1, open_loop_ctx=36),
+        drop_loss_rate=0.5, T_draft=4, T_revise=4, M=1),
 }
 
 
-def get_config(name: str, **overrides) -> TECOConfig:
-    """A fresh copy of a named config with dataclass field overrides."""
+def store_default(store_params: dict, key: str, what: str) -> str | dict:
+    """The default config a store's dataset records (params[key]: a config name or its fields)."""
+    value = store_params.get(key)
+    if not isinstance(value, (str, dict)):
+        raise ValueError(f"--config is required: the store records no default {what} config (params['{key}'])")
+    return value
+
+
+def get_config(name: str | dict, **overrides) -> TECOConfig:
+    """A fresh copy of a named config (or one given by its fields) with dataclass field overrides."""
+    if isinstance(name, dict):
+        return dataclasses.replace(TECOConfig.from_json(copy.deepcopy(name)), **overrides)
     if name not in TECO_CONFIGS:
         raise ValueError(f"unknown TECO config '{name}': choose one of {', '.join(sorted(TECO_CONFIGS))}")
     return dataclasses.replace(copy.deepcopy(TECO_CONFIGS[name]), **overrides)

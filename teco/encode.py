@@ -23,9 +23,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from cli_common import run_main
 from storage import StoreReader, StoreWriter
 from storage.lock import StoreLock
-from storage.cli_util import run_main
 
 from .episodes import EpisodeUnreadable, read_checked
 from .runlog import resolve_device
@@ -94,11 +94,17 @@ def holds_codes_of(reader: StoreReader, vq_hash: str) -> bool:
     return reader.has("codes") and (reader.attrs.get("codes") or {}).get("vqgan_hash") == vq_hash
 
 
-def check_match(reader: StoreReader, run_meta: dict, model: VQGAN, run: str) -> None:
-    """One-line ValueError when the store is not what the VQ-GAN was trained for."""
+def check_resolution(reader: StoreReader, model: VQGAN, run: str) -> None:
+    """One-line ValueError when the store's frames are not the size the VQ-GAN takes."""
     sc, r = reader.config, model.cfg.resolution
     if (sc.height, sc.width) != (r, r):
         raise ValueError(f"store frames are {sc.height}x{sc.width} but the VQ-GAN in {run} takes {r}x{r}")
+
+
+def check_match(reader: StoreReader, run_meta: dict, model: VQGAN, run: str) -> None:
+    """One-line ValueError when the store is not what the VQ-GAN was trained for."""
+    sc = reader.config
+    check_resolution(reader, model, run)
     if run_meta.get("dataset") != sc.dataset:
         raise ValueError(f"store holds dataset '{sc.dataset}' but the VQ-GAN in {run} was trained on "
                          f"'{run_meta.get('dataset')}'")

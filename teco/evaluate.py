@@ -41,8 +41,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cli_common import run_main
 from storage import StoreError, StoreReader
-from storage.cli_util import run_main
 
 from .episodes import EpisodeUnreadable, missing_objects, read_checked
 from .metrics import LearningStats, LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize
@@ -129,10 +129,8 @@ class Model:
         return min(cfg.seq_len - 1, cfg.max_context or cfg.seq_len)
 
     def check_store(self, reader: StoreReader) -> None:
-        res = getattr(getattr(self.vqgan, "cfg", None), "resolution", None)
-        c = reader.config
-        if res is not None and (c.height, c.width) != (res, res):
-            raise ValueError(f"{self.run_dir}: its VQ-GAN works on {res}x{res} frames, the store holds {c.height}x{c.width}")
+        from .encode import check_resolution
+        check_resolution(reader, self.vqgan, self.run_dir)
 
     def store_codes(self, reader: StoreReader) -> bool:
         """The store's codes were made by this run's VQ-GAN: read them instead of re-encoding."""
@@ -433,8 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     for f in fields(Protocol):    # frame-count overrides, defaulting to the paper's protocol
         p.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default)
     Sampler.add_args(p)
-    p.add_argument("--revisit-radius", type=float, help="position tolerance in pose units (default per dataset)")
-    p.add_argument("--revisit-yaw", type=float, help="heading tolerance in degrees (default per dataset)")
+    p.add_argument("--revisit-radius", type=float, help="position tolerance in pose units (default: the store's recorded one)")
+    p.add_argument("--revisit-yaw", type=float, help="heading tolerance in degrees (default: the store's recorded one)")
     return p
 
 
@@ -443,7 +441,7 @@ def revisit_setup(reader: StoreReader, args) -> dict:
     names = [n.lower() for n in cfg.pose_names[:4]]
     if len(names) < 4 or names[:3] != ["x", "y", "z"] or not names[3].startswith("yaw"):
         return {"skipped": f"store pose is {cfg.pose_names}, revisits need x, y, z, yaw first"}
-    radius, yaw = tolerances(cfg.dataset, args.revisit_radius, args.revisit_yaw)
+    radius, yaw = tolerances(cfg.params, args.revisit_radius, args.revisit_yaw)
     return {"radius": radius, "yaw_tolerance": yaw, "pose_units": cfg.params.get("pose_units")}
 
 

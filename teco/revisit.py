@@ -7,7 +7,6 @@ conditioning frame lies within `radius` (Euclidean over x, y, z, in the store's 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,22 +14,15 @@ import torch
 
 from .metrics import finite_mean, psnr, ssim
 
-# (radius in pose units, yaw tolerance in degrees) per dataset
-REVISIT_DEFAULTS: dict[str, tuple[float, float]] = {
-    "dmlab": (25.0, 20.0),       # DMLab world units (a maze cell is 100)
-    "minecraft": (1.0, 20.0),    # blocks
-    "habitat": (0.25, 15.0),     # metres
-}
-
-
-def tolerances(dataset: str, radius: float | None = None, yaw_tol: float | None = None) -> tuple[float, float]:
-    """The dataset's defaults, each overridable; unknown datasets need both given explicitly."""
-    if (radius is None or yaw_tol is None) and dataset not in REVISIT_DEFAULTS:
-        raise ValueError(f"no revisit defaults for dataset '{dataset}' (known: {', '.join(REVISIT_DEFAULTS)}); "
+def tolerances(store_params: dict, radius: float | None = None, yaw_tol: float | None = None) -> tuple[float, float]:
+    """The store's recorded defaults (params["revisit"], written by the dataset's generator), each
+    overridable; a store that records none needs both given explicitly."""
+    recorded = store_params.get("revisit") or {}
+    if (radius is None and "radius" not in recorded) or (yaw_tol is None and "yaw" not in recorded):
+        raise ValueError("the store records no revisit tolerances (params['revisit']): "
                          "give --revisit-radius and --revisit-yaw")
-    d_radius, d_yaw = REVISIT_DEFAULTS.get(dataset, (math.nan, math.nan))
-    radius = d_radius if radius is None else float(radius)
-    yaw_tol = d_yaw if yaw_tol is None else float(yaw_tol)
+    radius = float(recorded["radius"] if radius is None else radius)
+    yaw_tol = float(recorded["yaw"] if yaw_tol is None else yaw_tol)
     if not radius > 0 or not 0 <= yaw_tol <= 180:
         raise ValueError(f"revisit radius must be > 0 and yaw tolerance in [0, 180], got {radius}, {yaw_tol}")
     return radius, yaw_tol

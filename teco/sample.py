@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cli_common import run_main
 from storage import StoreError, StoreReader
-from storage.cli_util import run_main
 
 from .config import TECOConfig
-from .encode import encode_frames, holds_codes_of
+from .encode import check_resolution, encode_frames, holds_codes_of
 from .episodes import EpisodeUnreadable, read_checked
 from .maskgit import SAMPLERS
 from .model import TECO
@@ -209,6 +209,7 @@ def _main(argv) -> int:
     model, vqgan, info = load_teco(args.ckpt, device)
     cfg = model.cfg
     reader = StoreReader(args.store or info["store"])
+    check_resolution(reader, vqgan, args.ckpt)
     T = reader.config.length
     if not cfg.n_cond <= args.cond < args.length <= T:
         raise ValueError(f"need {cfg.n_cond} <= --cond ({args.cond}) < --length ({args.length}) <= the store's "

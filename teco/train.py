@@ -26,13 +26,14 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from cli_common import run_main
 from storage import StoreError, StoreReader
-from storage.cli_util import run_main
 from storage.loader import WindowDataset
 from storage.split import split_episodes
 
 from . import runs
-from .config import TECO_CONFIGS, TECOConfig, get_config
+from .config import TECO_CONFIGS, TECOConfig, get_config, store_default
+from .encode import encode_store, holds_codes_of, is_encoded
 from .model import TECO
 from .runlog import RunLog, resolve_device
 from .runs import CKPT_FILE, RUN_FILE
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help="episode store with `codes` (default on --resume: the run's)")
     p.add_argument("--vqgan", help="train-vqgan run whose codes are in the store (default on --resume: the run's)")
     p.add_argument("--out", required=True, help="run folder (run.json, ckpt.pt, log.jsonl)")
-    p.add_argument("--config", choices=sorted(TECO_CONFIGS), help="named config (required for a new run)")
+    p.add_argument("--config", choices=sorted(TECO_CONFIGS), help="named config (new run; default: the one the store's dataset records)")
     p.add_argument("--steps", type=int, help="train until this many steps in total (default: config)")
     p.add_argument("--batch-size", type=int, help="global batch size, split over DDP ranks")
     p.add_argument("--seq-len", type=int, help="frames per training window")
@@ -96,12 +97,11 @@ def read_run(run_dir: str) -> dict:
     return runs.read_run(run_dir, "teco")
 
 
-def resolve_config(args, saved: dict | None) -> TECOConfig:
-    """The named config (new run) or the run's config (resume), with the flags applied."""
+def resolve_config(args, saved: dict | None, store_params: dict) -> TECOConfig:
+    """The named config (new run; default: the one the store's dataset records) or the run's config
+    (resume), with the flags applied."""
     if saved is None:
-        if args.config is None:
-            raise ValueError("--config is required for a new run")
-        cfg = get_config(args.config)
+        cfg = get_config(args.config or store_default(store_params, "teco_config", "TECO"))
     else:
         cfg = TECOConfig.from_json(saved)
         if args.config is not None and args.config != cfg.name:
@@ -119,8 +119,8 @@ def resolve_config(args, saved: dict | None) -> TECOConfig:
 
 
 def check_codes(reader: StoreReader, vq_hash: str, vqgan_run: str, episodes: list[int], encode: bool,
-                device: str) -> tuple[StoreReader, list[int], dict[int, str]]:
-    """The store must hold codes of exactly this VQ-GAN for every episode we train on. Returns (the
+                device: str, grid: int) -> tuple[StoreReader, list[int], dict[int, str]]:
+    """The store must hold codes of exactly this VQ-GAN (grid x grid per frame) for every episode we train on. Returns (the
     reader, reopened when --encode just wrote the codes; the episodes to train on; {episode: reason}
     for those left out because teco-encode found their video missing or damaged)."""
     url = reader.url
@@ -128,13 +128,16 @@ def check_codes(reader: StoreReader, vq_hash: str, vqgan_run: str, episodes: lis
         if not encode:
             raise StoreError(f"{url} has no VQ-GAN codes: run `teco-encode --store {url} --vqgan {vqgan_run}` "
                              "first (or pass --encode)")
-        from .encode import encode_store
         encode_store(url, vqgan_run, device=device)
         reader = StoreReader(url)   # reopen: attributes changed
     info = reader.attrs.get("codes") or {}
-    if info.get("vqgan_hash") != vq_hash:
+    if not holds_codes_of(reader, vq_hash):
         raise StoreError(f"{url} holds codes of VQ-GAN {info.get('vqgan_hash')}, but --vqgan {vqgan_run} is "
                          f"{vq_hash}: re-encode with `teco-encode --overwrite` or pass the matching VQ-GAN")
+    stored = tuple(reader.array("codes").shape[2:])
+    if stored != (grid, grid):      # the hash matched, so only a store encoded by other code gets here
+        raise StoreError(f"{url} holds codes of {stored} per frame, but the VQ-GAN's grid is {grid}x{grid}: "
+                         "re-encode with `teco-encode --overwrite`")
     bad = info.get("unreadable") if isinstance(info.get("unreadable"), dict) else {}
     dropped = {i: str(bad[str(i)]) for i in episodes if str(i) in bad}
     episodes = [i for i in episodes if i not in dropped]
@@ -142,7 +145,6 @@ def check_codes(reader: StoreReader, vq_hash: str, vqgan_run: str, episodes: lis
         raise StoreError(f"{url}: no episode to train on has readable video (see codes.unreadable)")
     if int(info.get("encoded_episodes") or 0) >= len(episodes):
         return reader, episodes, dropped
-    from .encode import is_encoded
     missing = [i for i in episodes if not is_encoded(reader, i)]
     if missing:
         raise StoreError(f"{url}: {len(missing)} complete episodes (e.g. {missing[:5]}) have no codes yet: "
@@ -351,14 +353,15 @@ def open_run(args, world: int) -> Run:
         raise ValueError("--store and --vqgan are required for a new run")
     vqgan_run = os.path.abspath(vqgan_run)
 
-    cfg = resolve_config(args, run["config"] if run else None)
     reader = StoreReader(store)
+    cfg = resolve_config(args, run["config"] if run else None, reader.config.params)
     vqgan, vq_hash = load_vqgan(vqgan_run)
-    codebook = vqgan.codebook_embeddings()
+    codebook, codes_grid = vqgan.codebook_embeddings(), vqgan.cfg.grid
     del vqgan
     sc = reader.config
+    # what the model's code input looks like comes from the VQ-GAN: codebook size, width and grid side
     cfg = dataclasses.replace(cfg, vq_codes=codebook.shape[0], vq_dim=int(codebook.shape[1]),
-                              action_dim=len(sc.action_names))
+                              codes_grid=codes_grid, action_dim=len(sc.action_names))
     if cfg.seq_len > sc.length:
         raise ValueError(f"--seq-len {cfg.seq_len} exceeds the store's episode length {sc.length}")
     if cfg.batch_size % world:
@@ -380,7 +383,8 @@ def open_run(args, world: int) -> Run:
             raise StoreError(f"{reader.url} has {len(complete)} complete episodes; training needs at least 2")
         train_eps, test_eps = split_episodes(complete, args.test_fraction)
         seed, test_fraction = args.seed, args.test_fraction
-    reader, train_eps, dropped = check_codes(reader, vq_hash, vqgan_run, train_eps, args.encode, args.device)
+    reader, train_eps, dropped = check_codes(reader, vq_hash, vqgan_run, train_eps, args.encode, args.device,
+                                               cfg.codes_grid)
     if dropped:
         print(f"train-teco: leaving out {len(dropped)} train episodes whose video teco-encode found missing or "
               f"damaged (episode {', '.join(map(str, sorted(dropped)[:10]))})", file=sys.stderr)

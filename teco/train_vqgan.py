@@ -19,13 +19,14 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from cli_common import run_main
 from storage import StoreError, StoreReader
-from storage.cli_util import run_main
 from storage.loader import WindowDataset
 from storage.preview import tile
 from storage.split import split_episodes
 
 from . import runs
+from .config import store_default
 from .episodes import EpisodeUnreadable, read_checked
 from .lpips import LPIPS
 from .runlog import RunLog, resolve_device
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train-vqgan", description=__doc__.splitlines()[0])
     p.add_argument("--store", required=True, help="episode store (path or URL)")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--config", required=True, choices=sorted(VQGAN_CONFIGS), help="named VQ-GAN config")
+    p.add_argument("--config", choices=sorted(VQGAN_CONFIGS),
+                   help="named VQ-GAN config (default: the one the store's dataset records)")
     p.add_argument("--steps", type=int, help="total generator steps (default: the config's)")
     p.add_argument("--batch-size", type=int, help="frames per step (default: the config's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the config's)")
@@ -78,14 +80,17 @@ def _run_config(args, reader: StoreReader) -> tuple[VQGANConfig, dict]:
     if meta is not None:
         if not isinstance(meta.get("vqgan"), dict):
             raise ValueError(f"{args.out} holds no train-vqgan config (no 'vqgan' entry in its run file)")
-        if meta.get("name") != args.config:
+        if args.config is not None and meta.get("name") != args.config:
             raise ValueError(f"{args.out} was trained with --config {meta.get('name')}, not {args.config}")
+        name = meta.get("name")
         if meta.get("dataset") != reader.config.dataset:
             raise ValueError(f"{args.out} was trained on dataset '{meta.get('dataset')}', "
                              f"the store holds '{reader.config.dataset}'")
         cfg = VQGANConfig.from_json(meta["vqgan"])
     else:
-        cfg = named_config(args.config)
+        choice = args.config or store_default(reader.config.params, "vqgan_config", "VQ-GAN")
+        name = choice if isinstance(choice, str) else f"{reader.config.dataset} (from the store)"
+        cfg = named_config(choice)
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("disc_start", args.disc_start)) if v is not None}
     cfg = dataclasses.replace(cfg, **overrides)
@@ -93,9 +98,9 @@ def _run_config(args, reader: StoreReader) -> tuple[VQGANConfig, dict]:
         raise ValueError("--steps and --disc-start must be >= 0, --batch-size >= 1 and --lr > 0")
     sc = reader.config
     if (sc.height, sc.width) != (cfg.resolution, cfg.resolution):
-        raise ValueError(f"store frames are {sc.height}x{sc.width} but VQ-GAN config '{args.config}' expects "
+        raise ValueError(f"store frames are {sc.height}x{sc.width} but VQ-GAN config '{name}' expects "
                          f"{cfg.resolution}x{cfg.resolution}")
-    meta = {"kind": "vqgan", "name": args.config, "vqgan": cfg.to_json(), "store": reader.url,
+    meta = {"kind": "vqgan", "name": name, "vqgan": cfg.to_json(), "store": reader.url,
             "dataset": sc.dataset, "resolution": [sc.height, sc.width], "lpips": bool(args.lpips_weights)}
     return cfg, meta
 

@@ -14,8 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cli_common import strict_from_json
+
 from .runs import CKPT_FILE, checkpoint_hash, load_checkpoint, read_run
-from .config import strict_from_json
 from .modules import AttnBlock, Downsample, ResBlock, Upsample, VectorQuantizer, group_norm
 
 
@@ -86,7 +87,10 @@ VQGAN_CONFIGS: dict[str, VQGANConfig] = {
 }
 
 
-def named_config(name: str) -> VQGANConfig:
+def named_config(name: str | dict) -> VQGANConfig:
+    """A fresh copy of a named config, or the config given by its fields."""
+    if isinstance(name, dict):
+        return VQGANConfig.from_json(dict(name))
     if name not in VQGAN_CONFIGS:
         raise ValueError(f"unknown VQ-GAN config '{name}': choose one of {', '.join(VQGAN_CONFIGS)}")
     return dataclasses.replace(VQGAN_CONFIGS[name])

@@ -5,6 +5,7 @@ an off-by-one in the rollout, the runner's store path or the importer (any of th
 import numpy as np
 import pytest
 
+from generators.registry import release
 from generators.rollout import NO_ACTION, rollout
 from generators.synthetic import MOVES, SPEC, PanBackend
 from storage import StoreReader
@@ -123,7 +124,7 @@ def test_import_converts_each_layout_to_the_convention(tmp_path, dataset, skip):
         _write_authors_files(src, split, f"{k:06d}", dataset, ep, start)
         eps[(split, f"{k:06d}")] = (ep, start)
     out = str(tmp_path / "imp.zarr")
-    import_episodes(str(src), out, dataset, progress=False)
+    import_episodes(str(src), out, dataset, progress=False, known=release(dataset))
     r = StoreReader(out)
     # train first (files 000001, 000002), then test (000000)
     order = [("train", "000001"), ("train", "000002"), ("test", "000000")]
@@ -153,7 +154,7 @@ def test_paper_generators_pair_each_frame_with_the_action_that_produced_it(name)
     spec = importlib.import_module(f"generators.{name}.spec").SPEC
     p = argparse.ArgumentParser()
     spec.add_args(p)
-    params = spec.params(p.parse_args(["--length", "80"]))
+    params = spec.params(p.parse_args(["--length", "300", "--resolution", "32"]))   # long enough to turn both ways
     cfg = spec.store_config(params, "embedded", 1, 0)
     backend = spec.make_backend("embedded", params)
     try:

@@ -248,9 +248,9 @@ def test_spec_flags_defaults_and_store_config():
     assert (p["maze_size"], p["turn_steps"], p["heading_tol"], p["waypoint_radius"], p["bearing"]) == \
         (7, 30, 10.0, 40.0, "script")
     assert (p["open_fraction"], p["poster_frequency"], p["level"]) == (0.15, 0.1, "teco_maze")
-    assert p["pose_units"] == "dmlab units, 100 per maze cell"
     SPEC.validate(p, "embedded")
     cfg = SPEC.store_config(p, "embedded", 10, 3)
+    assert cfg.params["pose_units"] == "dmlab units, 100 per maze cell"       # recorded with the dataset's facts
     assert cfg.dataset == "dmlab" and cfg.length == 300 and cfg.height == cfg.width == 64
     assert cfg.action_names == P.ACTION_NAMES and cfg.pose_names == ["x", "y", "z", "yaw"]
     assert cfg.params["waypoint_radius"] == 40.0 and cfg.backend_version.startswith("2+labmaze-")

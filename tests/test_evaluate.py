@@ -53,8 +53,10 @@ SIZE, T = 32, 12
 
 
 def _index_store(path, episodes=4, length=T, pose=None):
-    cfg = StoreConfig(dataset="dmlab", episodes=episodes, length=length, height=SIZE, width=SIZE,
-                      action_names=["a", "b", "c"], pose_names=["x", "y", "z", "yaw"], chunk_frames=4)
+    # no registered dataset: eval-teco takes the revisit tolerances from the store's recorded params
+    cfg = StoreConfig(dataset="index_frames", episodes=episodes, length=length, height=SIZE, width=SIZE,
+                      action_names=["a", "b", "c"], pose_names=["x", "y", "z", "yaw"], chunk_frames=4,
+                      params={"pose_units": "test units", "revisit": {"radius": 25.0, "yaw": 20.0}})
     w = StoreWriter.create(str(path), cfg)
     for i in range(episodes):
         video = np.repeat((np.arange(length) * 10 + i)[:, None, None, None], SIZE, 1).repeat(SIZE, 2).repeat(3, 3)

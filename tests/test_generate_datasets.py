@@ -5,35 +5,22 @@ import argparse
 import numpy as np
 import pytest
 
+from generators import registry
 from generators.runner import RunOptions, generate
 from storage import StoreReader
 from storage.cli import main as store_cli
 from storage.verify import verify
 
 
-def params_for(spec, argv):
-    p = argparse.ArgumentParser()
-    spec.add_args(p)
-    return spec.params(p.parse_args(argv))
-
-
 @pytest.fixture(scope="module")
-def habitat_scenes(tmp_path_factory):
-    from generators.habitat.scenes import main as make_scenes
-    d = tmp_path_factory.mktemp("scenes")
-    assert make_scenes(["--out", str(d), "--count", "2", "--seed", "3"]) == 0
-    return str(d)
+def setup_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("setup"))
 
 
-def dataset(name, habitat_scenes=None):
-    if name == "dmlab":
-        from generators.dmlab.spec import SPEC
-        return SPEC, params_for(SPEC, ["--length", "24"])
-    if name == "minecraft":
-        from generators.minecraft.spec import SPEC
-        return SPEC, params_for(SPEC, ["--length", "16", "--resolution", "32"])
-    from generators.habitat.spec import SPEC
-    return SPEC, params_for(SPEC, ["--scenes", habitat_scenes, "--length", "16", "--resolution", "32"])
+def dataset(name, setup_dir):
+    """The registered dataset's spec and the params of a small store (its `small_args`)."""
+    spec = registry.get(name)
+    return spec, spec.params_from_argv([*spec.setup_args(setup_dir), *spec.small_args])
 
 
 def read_all(url, n, fields):
@@ -42,9 +29,9 @@ def read_all(url, n, fields):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["dmlab", "minecraft", "habitat"])
-def test_dataset_same_bytes_for_1_and_2_workers(name, ray_cluster, tmp_path, habitat_scenes, monkeypatch):
-    spec, params = dataset(name, habitat_scenes)
+@pytest.mark.parametrize("name", registry.names())
+def test_dataset_same_bytes_for_1_and_2_workers(name, ray_cluster, tmp_path, setup_dir, monkeypatch):
+    spec, params = dataset(name, setup_dir)
     a, b = str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")
     ra = generate(spec, params, RunOptions(out=a, episodes=3, workers=1, progress=False))
     monkeypatch.setenv("TECO_FAULTS", "kill:1")       # and a worker SIGKILLed mid-run on the way
@@ -59,7 +46,10 @@ def test_dataset_same_bytes_for_1_and_2_workers(name, ray_cluster, tmp_path, hab
     video = r.read("video", 0)
     assert video.dtype == np.uint8 and video.shape == (r.config.length, r.config.height, r.config.width, 3)
     assert video.std() > 5                      # a rendered scene, not a blank frame
-    acts = r.read("actions", 0)
-    assert acts[0] >= -1 and acts[1:].min() >= 0 and acts.max() < len(r.config.action_names)   # -1: the reset view
+    acts = r.read("actions", 0)        # actions[0] is -1 when frame 0 is the view at reset
+    assert acts[0] >= -1 and acts[1:].min() >= 0 and acts.max() < len(r.config.action_names)
+    # the dataset's facts travel in the store, where teco/ reads them
+    assert {k: r.config.params[k] for k in spec.facts()} == spec.facts()
+    assert r.config.params["pose_units"] and r.config.params["revisit"]["radius"] > 0
     assert verify(a, progress=False).ok and verify(b, progress=False).ok
     assert store_cli(["preview", a, "--out", str(tmp_path / "p.gif"), "--episodes", "2"]) == 0

@@ -159,7 +159,7 @@ def test_spec_flags_params_and_validation(scenes, tmp_path):
     cfg = SPEC.store_config(params, "embedded", 10, 0)
     assert cfg.action_names[:4] == ["stop", "move_forward", "turn_left", "turn_right"]
     assert cfg.pose_names == ["x", "y", "z", "yaw"] and cfg.episode_fields == {"scene": "int32"}
-    assert (cfg.length, cfg.height, cfg.width) == (12, 128, 128) and params["pose_units"] == "metres"
+    assert (cfg.length, cfg.height, cfg.width) == (12, 128, 128) and cfg.params["pose_units"] == "metres"
     proto = params["protocol"]                                      # the authors' navmesh and frame 0
     assert (proto["agent_height"], proto["agent_radius"], proto["max_climb"], proto["max_slope"]) == (1.4, 0.01, 0.5, 60)
     assert proto["skip"] == 1 and params["shading"] == "flat"

@@ -41,7 +41,7 @@ def test_auto_picks_habitat_sim_when_importable(hs):
     from generators.backend import pick_backend
     from generators.habitat.spec import SPEC
     assert pick_backend("auto", SPEC.real_backend, SPEC.real_module, SPEC.install_hint) == "habitat_sim"
-    assert SPEC._backend_version("habitat_sim") == hs.__version__
+    assert SPEC.backend_version("habitat_sim", {}) == hs.__version__
 
 
 def test_configuration_matches_protocol(hs, scenes):

@@ -6,11 +6,21 @@ import pytest
 
 from conftest import structured_frames
 from storage import StoreError, StoreReader
-from storage.cli import main as store_cli
-from storage.importer import action_names, find_episodes, import_episodes, to_store_actions
+from generators.registry import release
+from generators.registry import store_main as store_cli      # teco-store, the registry's datasets known
+from storage.importer import find_episodes, import_episodes as _import, to_store_actions
 from storage.split import store_split
 
 T, H, W = 12, 16, 16
+
+
+def import_episodes(src, out, dataset, **kw):
+    """As teco-store import: what the registry knows about the dataset's release (None for other names)."""
+    return _import(src, out, dataset, known=release(dataset), **kw)
+
+
+def action_names(dataset):
+    return release(dataset)["action_names"]
 
 
 def released(tmp_path, dataset, n_train=2, n_test=1, t=T):
@@ -61,6 +71,8 @@ def test_import_layout_split_and_shift(tmp_path, dataset):
     r = StoreReader(out)
     cfg = r.config
     assert cfg.dataset == dataset and cfg.action_names == action_names(dataset) and cfg.backend == "import"
+    facts = release(dataset)["params"]                                # default configs travel with the data
+    assert {k: cfg.params[k] for k in facts} == facts and cfg.params["vqgan_config"] == dataset
     assert r.complete_indices().tolist() == [0, 1, 2] and cfg.length == T
     assert cfg.params["split"] == {"train": [0, 2], "test": [2, 3]}
     ext = "npz" if dataset == "dmlab" else "mp4"                      # an .mp4's .npz holds its actions only

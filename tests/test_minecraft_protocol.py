@@ -142,9 +142,10 @@ def test_spec_defaults_and_store_config():
     assert (params["length"], params["resolution"], params["prob_forward"], params["action_repeat"],
             params["max_consec_forward"]) == (301, 128, 0.9, 5, 50)
     assert (params["sea_level"], params["biome_id"], params["turn_jump"]) == (1, 6, True)
-    assert params["pose_units"] == "minecraft blocks" and params["turn_degrees"] == 20.0
+    assert params["turn_degrees"] == 20.0
     SPEC.validate(params, "embedded")
     cfg = SPEC.store_config(params, "embedded", 200000, 0)
+    assert cfg.params["pose_units"] == "minecraft blocks"                  # recorded with the dataset's facts
     assert (cfg.dataset, cfg.length, cfg.height, cfg.width) == ("minecraft", 301, 128, 128)
     assert cfg.action_names == ["noop", "forward_jump", "left_jump", "right_jump"]
     assert _params(no_turn_jump="")["turn_jump"] is False

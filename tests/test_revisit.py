@@ -45,16 +45,19 @@ def test_closest_then_latest_wins_and_nan_never_matches():
         match_revisits(cond[:, :3], pred[:, :3], 1.0, 1.0)
 
 
-def test_tolerances_defaults_and_overrides():
-    assert tolerances("dmlab") == (25.0, 20.0)
-    assert tolerances("minecraft") == (1.0, 20.0)
-    assert tolerances("habitat") == (0.25, 15.0)
-    assert tolerances("habitat", radius=0.5) == (0.5, 15.0)
-    assert tolerances("my_import", 2.0, 10.0) == (2.0, 10.0)
-    with pytest.raises(ValueError, match="no revisit defaults"):
-        tolerances("my_import")
+def test_tolerances_come_from_the_store_params():
+    from generators import registry
+    for name, want in [("dmlab", (25.0, 20.0)), ("minecraft", (1.0, 20.0)), ("habitat", (0.25, 15.0))]:
+        assert tolerances(registry.get(name).facts()) == want
+    habitat = {"revisit": {"radius": 0.25, "yaw": 15.0}}
+    assert tolerances(habitat, radius=0.5) == (0.5, 15.0)
+    assert tolerances({}, 2.0, 10.0) == (2.0, 10.0)           # a store that records none: both flags
+    with pytest.raises(ValueError, match="records no revisit tolerances"):
+        tolerances({})
+    with pytest.raises(ValueError, match="records no revisit tolerances"):
+        tolerances({}, radius=2.0)
     with pytest.raises(ValueError, match="radius must be"):
-        tolerances("dmlab", radius=0.0)
+        tolerances(habitat, radius=0.0)
 
 
 def test_revisit_stats_scores_each_class():

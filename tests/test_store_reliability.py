@@ -16,7 +16,7 @@ import zarr
 from conftest import call_cli, structured_frames
 from storage import StoreConfig, StoreError, StoreReader, StoreWriter
 from storage.cli import main as store_cli
-from storage.cli_util import run_main
+from cli_common import run_main
 from storage.lock import StoreLock
 try:
     from storage.reader import EpisodeDataError, MissingEpisodeData

@@ -45,7 +45,6 @@ def quadrant_groups(layout: MazeLayout) -> np.ndarray:
 
 class EmbeddedBackend:
     name = "embedded"
-    version = EMBEDDED_VERSION
 
     def __init__(self, cfg: EmbeddedConfig = EmbeddedConfig()):
         self.cfg = cfg

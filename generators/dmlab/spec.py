@@ -4,12 +4,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from storage import StoreConfig
 
 from ..backend import Backend
-from ..rollout import Episode, EpisodeDiscarded, rollout
-from ..seeds import episode_seed, rng
-from ..spec import DatasetSpec
+from ..rollout import Episode, rollout
+from ..seeds import rng
+from ..spec import DatasetSpec, check_at_least, redraw
 from .protocol import ACTION_NAMES, BEARINGS, MAX_LOOK_PIXELS, GoalAgent, GoalAgentConfig
 from .real import DEFAULT_LEVEL
 
@@ -28,6 +27,13 @@ class DmlabSpec(DatasetSpec):
                     "./bazel-bin/python/pip_package/build_pip_package /tmp/dmlab_pkg && "
                     "pip install /tmp/dmlab_pkg/*.whl; or use --backend embedded.")
     default_episodes = 40000
+    action_names = ACTION_NAMES
+    pose_units = POSE_UNITS
+    revisit_tolerances = (25.0, 20.0)      # a quarter of a maze cell; 20 degrees of heading
+    vqgan_config = "dmlab"
+    teco_config = "dmlab"
+    release_convention = "after"
+    small_args = ("--length", "24")
 
     def add_args(self, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("DMLab protocol (the authors' final collector; generators/dmlab/PROTOCOL.md)")
@@ -70,7 +76,6 @@ class DmlabSpec(DatasetSpec):
                 "waypoint_radius": args.waypoint_radius, "bearing": args.bearing,
                 "open_fraction": args.open_fraction, "poster_frequency": args.poster_frequency,
                 "level": args.level, "renderer": args.renderer,
-                "pose_units": POSE_UNITS,
                 # recorded only when on, so stores of the authors' protocol keep their exact params
                 **({"retrace_cells": args.retrace_cells} if args.retrace_cells else {})}
 
@@ -78,12 +83,9 @@ class DmlabSpec(DatasetSpec):
         p = params
         if p["resolution"] not in RESOLUTIONS:
             raise ValueError(f"resolution {p['resolution']} is not supported: choose one of {RESOLUTIONS}")
-        for key in ("length", "action_repeat"):
-            if p[key] < 1:
-                raise ValueError(f"{key.replace('_', '-')} must be >= 1, got {p[key]}")
-        for key in ("skip", "turn_steps", "retrace_cells"):
-            if p.get(key, 0) < 0:
-                raise ValueError(f"{key.replace('_', '-')} must be >= 0, got {p[key]}")
+        check_at_least(p, {"length": 1, "action_repeat": 1, "skip": 0, "turn_steps": 0})
+        if p.get("retrace_cells", 0) < 0:
+            raise ValueError(f"retrace-cells must be >= 0, got {p['retrace_cells']}")
         if not 0 < p["fps"] <= 960:
             raise ValueError(f"fps must be in (0, 960] (DMLab needs at least 1 ms per frame), got {p['fps']}")
         if not 0 < p["look_rate"] <= MAX_LOOK_PIXELS:
@@ -110,12 +112,6 @@ class DmlabSpec(DatasetSpec):
         from .embedded import EMBEDDED_VERSION
         return f"{EMBEDDED_VERSION}+labmaze-{version('labmaze')}"
 
-    def store_config(self, params: dict[str, Any], backend: str, episodes: int, seed: int) -> StoreConfig:
-        r = params["resolution"]
-        return StoreConfig(dataset=self.name, episodes=episodes, length=params["length"], height=r, width=r,
-                           action_names=list(ACTION_NAMES), pose_names=["x", "y", "z", "yaw"], backend=backend,
-                           backend_version=self.backend_version(backend, params), seed=seed, params=dict(params))
-
     def make_backend(self, backend: str, params: dict[str, Any]) -> Backend:
         if backend == self.real_backend:
             from .real import DeepMindLabBackend, RealConfig
@@ -127,18 +123,10 @@ class DmlabSpec(DatasetSpec):
 
     def episode(self, backend: Backend, index: int, base_seed: int, params: dict[str, Any]) -> Episode:
         """Roll out episode `index`; if deepmind_lab ends it early, redraw with the next attempt's seed."""
-        for attempt in range(MAX_REDRAWS + 1):
-            seed = episode_seed(base_seed, index, attempt)
+        def attempt(seed: int) -> Episode:
             agent = GoalAgent(GoalAgentConfig.from_params(params), rng(seed, "policy"))
-            try:
-                ep = rollout(backend, agent, seed, params["length"], skip=params["skip"])
-            except EpisodeDiscarded:
-                if attempt == MAX_REDRAWS:
-                    raise
-                continue
-            ep.seed = seed
-            return ep
-        raise AssertionError("unreachable")
+            return rollout(backend, agent, seed, params["length"], skip=params["skip"])
+        return redraw(index, base_seed, MAX_REDRAWS + 1, attempt)
 
 
 SPEC = DmlabSpec()

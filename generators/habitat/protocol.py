@@ -15,8 +15,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from cli_common import strict_from_json
+
 from ..backend import Backend
 from ..rollout import EpisodeDiscarded
+from ..spec import check_at_least
 
 # habitat-lab's HabitatSimActions ids, the ids of the paper's stored actions (TECO's habitat action_dim is 6).
 ACTION_NAMES = ["stop", "move_forward", "turn_left", "turn_right", "look_up", "look_down"]
@@ -53,10 +56,9 @@ class ProtocolConfig:
     skip: int = 1                     # unrecorded actions before frame 0; 1 = the collector (start view not stored)
 
     def __post_init__(self):
-        for name in ("length", "resolution", "goal_candidates", "goal_farthest", "revisit_points", "max_leg_steps",
-                     "max_attempts"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        check_at_least(dataclasses.asdict(self), {name: 1 for name in (
+            "length", "resolution", "goal_candidates", "goal_farthest", "revisit_points", "max_leg_steps",
+            "max_attempts")} | {"skip": 0})
         for name in ("forward_step", "turn_angle", "agent_height", "success_distance", "hfov"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -66,8 +68,6 @@ class ProtocolConfig:
             raise ValueError(f"need 0 <= min_goal_dist < max_goal_dist, got {self.min_goal_dist}, {self.max_goal_dist}")
         if self.agent_radius < 0 or self.max_climb < 0 or not 0 < self.max_slope < 90:
             raise ValueError("agent_radius and max_climb must be >= 0 and max_slope in (0, 90) degrees")
-        if int(self.skip) < 0:
-            raise ValueError(f"skip must be >= 0, got {self.skip}")
         if self.revisit_points < 2:
             raise ValueError(f"revisit_points must be >= 2 (start and one goal), got {self.revisit_points}")
 
@@ -76,8 +76,7 @@ class ProtocolConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "ProtocolConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return strict_from_json(cls, d, "habitat protocol")
 
 
 class NavWorld(Protocol):

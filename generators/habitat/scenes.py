@@ -329,5 +329,5 @@ def _make_scenes(argv) -> int:
 
 
 def main(argv=None) -> int:
-    from storage.cli_util import run_main
+    from cli_common import run_main
     return run_main(lambda: _make_scenes(argv), "make-scenes")

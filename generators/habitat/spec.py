@@ -5,12 +5,10 @@ import argparse
 import dataclasses
 from typing import Any, Hashable
 
-from storage.schema import StoreConfig
-
 from ..backend import Backend
-from ..rollout import Episode, EpisodeDiscarded, rollout
+from ..rollout import Episode, rollout
 from ..seeds import episode_seed, rng as seeded_rng
-from ..spec import DatasetSpec
+from ..spec import DatasetSpec, redraw
 from .protocol import ACTION_NAMES, POSE_NAMES, GoalTourPolicy, ProtocolConfig, protocol_from_params
 from .scenes import SceneUnusable, choose_scene, discover_scenes, file_hashes, usable_scene_files, warn_skip
 
@@ -41,6 +39,15 @@ class HabitatSpec(DatasetSpec):
     real_module = "habitat_sim"
     install_hint = "Install it with: conda install habitat-sim -c conda-forge -c aihabitat"
     default_episodes = 200000
+    action_names = ACTION_NAMES
+    pose_names = POSE_NAMES
+    episode_fields = {"scene": "int32"}
+    pose_units = "metres"
+    revisit_tolerances = (0.25, 15.0)      # a quarter metre; 15 degrees of heading
+    vqgan_config = "habitat"
+    teco_config = "habitat"
+    release_convention = "produced"
+    small_args = ("--length", "16", "--resolution", "32")
 
     def add_args(self, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("habitat")
@@ -77,7 +84,6 @@ class HabitatSpec(DatasetSpec):
             "render_simplify": float(args.render_simplify),
             "up_axis": args.up_axis,
             "action_names": list(ACTION_NAMES),
-            "pose_units": "metres",
             "yaw_units": "degrees",
             "frame": "habitat: y up; yaw about +y, 0 faces -z, turn_left adds turn_angle",
         }
@@ -111,15 +117,20 @@ class HabitatSpec(DatasetSpec):
             probe.close()
         raise ValueError(f"none of the {len(params['scenes'])} scene files has a navigable floor for the agent")
 
-    def store_config(self, params: dict[str, Any], backend: str, episodes: int, seed: int) -> StoreConfig:
-        proto = protocol_from_params(params)
-        return StoreConfig(dataset=self.name, episodes=episodes, length=proto.length, height=proto.resolution,
-                           width=proto.resolution, action_names=list(ACTION_NAMES), pose_names=list(POSE_NAMES),
-                           backend=backend, backend_version=self._backend_version(backend), seed=seed,
-                           params=params, episode_fields={"scene": "int32"})
+    def setup_args(self, workdir: str) -> list[str]:
+        import os
 
-    @staticmethod
-    def _backend_version(backend: str) -> str:
+        from .scenes import main as make_scenes
+        scenes = os.path.join(workdir, "scenes")
+        if make_scenes(["--out", scenes, "--count", "2", "--seed", "0"]) != 0:
+            raise RuntimeError(f"make-scenes failed for {scenes}")
+        return ["--scenes", scenes]
+
+    def frame_shape(self, params: dict[str, Any]) -> tuple[int, int, int]:
+        proto = protocol_from_params(params)
+        return proto.length, proto.resolution, proto.resolution
+
+    def backend_version(self, backend: str, params: dict[str, Any]) -> str:
         if backend == "embedded":
             from .embedded import EmbeddedBackend
             return EmbeddedBackend.version
@@ -145,8 +156,9 @@ class HabitatSpec(DatasetSpec):
         n = len(params["scenes"])
         seed0 = episode_seed(base_seed, index, 0)
         draw, warned = 0, set()
-        for attempt in range(proto.max_attempts):
-            seed = episode_seed(base_seed, index, attempt)
+
+        def attempt(seed: int) -> Episode:
+            nonlocal draw
             while True:
                 scene = choose_scene(seed0, n, draw)
                 policy = GoalTourPolicy(proto, seeded_rng(seed, "policy"))
@@ -160,11 +172,9 @@ class HabitatSpec(DatasetSpec):
                     if len(warned) == n or draw > 20 * n:
                         raise RuntimeError(f"episode {index}: no usable scene among {n}") from None
                     continue
-                except EpisodeDiscarded:
-                    break
                 ep.extras["scene"] = scene
                 return ep
-        raise EpisodeDiscarded(f"episode {index}: the protocol discarded all {proto.max_attempts} attempts")
+        return redraw(index, base_seed, proto.max_attempts, attempt)
 
 
 SPEC = HabitatSpec()

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from generators.rollout import Episode, EpisodeDiscarded, rollout
-from generators.seeds import episode_seed, rng
+from generators.rollout import Episode, rollout
+from generators.seeds import rng
+from generators.spec import redraw
 
 NOOP, FORWARD, LEFT, RIGHT = 0, 1, 2, 3
 ACTION_NAMES = ["noop", "forward_jump", "left_jump", "right_jump"]
@@ -66,13 +67,8 @@ def collect(backend, index: int, base_seed: int, params: dict,
             done: Callable[[], bool] | None = None) -> Episode:
     """Episode `index`: roll out with seed episode_seed(base_seed, index, attempt) for attempt = 0, 1, ...
     until one is not cut short by the simulator; the Episode's seed is the one that succeeded."""
-    attempts = int(params.get("max_attempts", MAX_ATTEMPTS))
-    for attempt in range(attempts):
-        seed = episode_seed(base_seed, index, attempt)
+    def attempt(seed: int) -> Episode:
         policy = ExplorePolicy(seed, params["prob_forward"], params["action_repeat"], params["max_consec_forward"])
-        try:
-            return rollout(backend, policy, seed, params["length"], done=done)
-        except EpisodeDiscarded:
-            continue
-    raise RuntimeError(f"episode {index}: the simulator ended all {attempts} attempts early")
+        return rollout(backend, policy, seed, params["length"], done=done)
+    return redraw(index, base_seed, int(params.get("max_attempts", MAX_ATTEMPTS)), attempt)
 

@@ -221,12 +221,77 @@ def _ambient_occlusion(blocks, occludes, ax, ay, az, axis, u, v):
     return 1.0 - level * (0.5 / 3.0)
 
 
+@njit(cache=True, inline="always")   # inlined at numba level: no call in the pixel loop
+def _hit_lily(tex, tile, blk, t, t_exit, px, py, pz, dx, dy, dz, ix, iy, iz):
+    """(hit, distance, r, g, b) of a lily pad: a thin plane just above the cell floor."""
+    if dy < 0:
+        tp = (iy + 0.015625 - py) / dy
+        if tp >= t and tp <= t_exit:
+            c = _texel(tex, tile[blk, 0], px + tp * dx - ix, pz + tp * dz - iz)
+            if c[3] > 127:
+                return True, tp, float(c[0]), float(c[1]), float(c[2])
+    return False, t, 0.0, 0.0, 0.0
+
+
+@njit(cache=True, inline="always")   # inlined at numba level: no call in the pixel loop
+def _hit_cross(tex, tile, blk, t, t_exit, px, py, pz, dx, dy, dz, ix, iy, iz):
+    """(hit, distance, r, g, b) of a cross-shaped plant: the nearer of two diagonal planes."""
+    best = 1e30
+    r = 0.0
+    g = 0.0
+    b = 0.0
+    den = dx - dz
+    if den != 0:
+        tp = ((ix - px) - (iz - pz)) / den
+        if tp >= t and tp <= t_exit:
+            c = _texel(tex, tile[blk, 2], px + tp * dx - ix, py + tp * dy - iy)
+            if c[3] > 127:
+                best = tp
+                r = c[0] * 0.9
+                g = c[1] * 0.9
+                b = c[2] * 0.9
+    den = dx + dz
+    if den != 0:
+        tp = (1.0 + (ix - px) + (iz - pz)) / den
+        if tp >= t and tp <= t_exit and tp < best:
+            c = _texel(tex, tile[blk, 2], px + tp * dx - ix, py + tp * dy - iy)
+            if c[3] > 127:
+                best = tp
+                r = c[0] * 0.9
+                g = c[1] * 0.9
+                b = c[2] * 0.9
+    if best < 1e30:
+        return True, best, r, g, b
+    return False, t, r, g, b
+
+
+@njit(cache=True, inline="always")   # inlined at numba level: no call in the pixel loop
+def _sky_colour(dx, dy, dz, ex, ey, ez, sky, fog, cloud_height, cloud_seed):
+    """A ray that leaves upwards: fog blended into the sky colour with height, then the clouds."""
+    s = min(max(dy * 2.5, 0.0), 1.0)
+    r = fog[0] + (sky[0] - fog[0]) * s
+    g = fog[1] + (sky[1] - fog[1]) * s
+    b = fog[2] + (sky[2] - fog[2]) * s
+    if dy > 0.02:
+        tc = (cloud_height - ey) / dy
+        cxw = ex + tc * dx
+        czw = ez + tc * dz
+        if _cloud(cloud_seed, cxw, czw):
+            dist = np.sqrt((tc * dx) ** 2 + (tc * dz) ** 2)
+            a = 0.85 * min(max(1.0 - (dist - 96.0) / 160.0, 0.0), 1.0)
+            r += (250.0 - r) * a
+            g += (250.0 - g) * a
+            b += (250.0 - b) * a
+    return r, g, b
+
+
 @njit(cache=True)
 def render_view(blocks, top, ox, oy, oz, ex, ey, ez, yaw_deg, pitch_deg, fov_deg, view_distance, fog_start,
                 sky, fog, cloud_height, water_alpha, cloud_seed, tex, tile, kind, occludes, out):
     """Render into out (H, W, 3) uint8 from eye (ex, ey, ez) in world coordinates; blocks[x - ox, y - oy, z - oz],
     empty from layer `top` up.
-    Yaw 0 looks along +z, yaw 90 along -x; positive pitch looks down (Minecraft)."""
+    Yaw 0 looks along +z, yaw 90 along -x; positive pitch looks down (Minecraft). Per pixel: a voxel walk
+    (Amanatides-Woo) to the first surface through water, then sky, water and fog."""
     H = out.shape[0]
     Wd = out.shape[1]
     nx = blocks.shape[0]
@@ -264,7 +329,6 @@ def render_view(blocks, top, ox, oy, oz, ex, ey, ez, yaw_deg, pitch_deg, fov_deg
             dx /= norm
             dy /= norm
             dz /= norm
-
             ix = cx0
             iy = cy0
             iz = cz0
@@ -282,6 +346,7 @@ def render_view(blocks, top, ox, oy, oz, ex, ey, ez, yaw_deg, pitch_deg, fov_deg
             g = 0.0
             b = 0.0
             hit = False
+            t = 0.0
             t_first = -1.0                  # distance of the first surface (fog)
             in_water = False
             wr = 0.0
@@ -320,11 +385,8 @@ def render_view(blocks, top, ox, oy, oz, ex, ey, ez, yaw_deg, pitch_deg, fov_deg
                 if blk == 0:
                     continue
                 k = kind[blk]
-                hx = px + t * dx
-                hy = py + t * dy
-                hz = pz + t * dz
                 if k == 1:                  # opaque cube
-                    u, v, fc, sh = _face_uv(axis, step, hx, hy, hz, ix, iy, iz)
+                    u, v, fc, sh = _face_uv(axis, step, px + t * dx, py + t * dy, pz + t * dz, ix, iy, iz)
                     c = _texel(tex, tile[blk, fc], u, v)
                     if axis == 0:
                         sh *= _ambient_occlusion(blocks, occludes, ix - step, iy, iz, 0, u, v)
@@ -339,7 +401,7 @@ def render_view(blocks, top, ox, oy, oz, ex, ey, ez, yaw_deg, pitch_deg, fov_deg
                 elif k == 2:                # water: remember the surface, keep going to the bed
                     if not in_water:
                         in_water = True
-                        u, v, fc, sh = _face_uv(axis, step, hx, hy, hz, ix, iy, iz)
+                        u, v, fc, sh = _face_uv(axis, step, px + t * dx, py + t * dy, pz + t * dz, ix, iy, iz)
                         c = _texel(tex, tile[blk, fc], u, v)
                         wr = c[0] * sh
                         wg = c[1] * sh
@@ -349,51 +411,19 @@ def render_view(blocks, top, ox, oy, oz, ex, ey, ez, yaw_deg, pitch_deg, fov_deg
                             t_first = t
                     continue
                 elif k == 3:                # alpha-cutout cube (leaves, vines)
-                    u, v, fc, sh = _face_uv(axis, step, hx, hy, hz, ix, iy, iz)
+                    u, v, fc, sh = _face_uv(axis, step, px + t * dx, py + t * dy, pz + t * dz, ix, iy, iz)
                     c = _texel(tex, tile[blk, fc], u, v)
                     if c[3] > 127:
                         r = c[0] * sh
                         g = c[1] * sh
                         b = c[2] * sh
                         hit = True
-                elif k == 4:                # lily pad: a thin plane just above the cell floor
-                    if dy < 0:
-                        t_exit = min(tmx, min(tmy, tmz))
-                        tp = (iy + 0.015625 - py) / dy
-                        if tp >= t and tp <= t_exit:
-                            c = _texel(tex, tile[blk, 0], px + tp * dx - ix, pz + tp * dz - iz)
-                            if c[3] > 127:
-                                r = c[0]
-                                g = c[1]
-                                b = c[2]
-                                t = tp
-                                hit = True
-                else:                       # cross-shaped plant: two diagonal planes
-                    t_exit = min(tmx, min(tmy, tmz))
-                    best = 1e30
-                    den = dx - dz
-                    if den != 0:
-                        tp = ((ix - px) - (iz - pz)) / den
-                        if tp >= t and tp <= t_exit:
-                            c = _texel(tex, tile[blk, 2], px + tp * dx - ix, py + tp * dy - iy)
-                            if c[3] > 127:
-                                best = tp
-                                r = c[0] * 0.9
-                                g = c[1] * 0.9
-                                b = c[2] * 0.9
-                    den = dx + dz
-                    if den != 0:
-                        tp = (1.0 + (ix - px) + (iz - pz)) / den
-                        if tp >= t and tp <= t_exit and tp < best:
-                            c = _texel(tex, tile[blk, 2], px + tp * dx - ix, py + tp * dy - iy)
-                            if c[3] > 127:
-                                best = tp
-                                r = c[0] * 0.9
-                                g = c[1] * 0.9
-                                b = c[2] * 0.9
-                    if best < 1e30:
-                        t = best
-                        hit = True
+                elif k == 4:
+                    hit, t, r, g, b = _hit_lily(tex, tile, blk, t, min(tmx, min(tmy, tmz)), px, py, pz, dx, dy, dz,
+                                                ix, iy, iz)
+                else:
+                    hit, t, r, g, b = _hit_cross(tex, tile, blk, t, min(tmx, min(tmy, tmz)), px, py, pz, dx, dy, dz,
+                                                 ix, iy, iz)
                 if hit:
                     if t_first < 0:
                         t_first = t
@@ -401,20 +431,7 @@ def render_view(blocks, top, ox, oy, oz, ex, ey, ez, yaw_deg, pitch_deg, fov_deg
 
             if not hit:
                 if sky_ray:
-                    s = min(max(dy * 2.5, 0.0), 1.0)
-                    r = fog[0] + (sky[0] - fog[0]) * s
-                    g = fog[1] + (sky[1] - fog[1]) * s
-                    b = fog[2] + (sky[2] - fog[2]) * s
-                    if dy > 0.02:
-                        tc = (cloud_height - ey) / dy
-                        cxw = ex + tc * dx
-                        czw = ez + tc * dz
-                        if _cloud(cloud_seed, cxw, czw):
-                            dist = np.sqrt((tc * dx) ** 2 + (tc * dz) ** 2)
-                            a = 0.85 * min(max(1.0 - (dist - 96.0) / 160.0, 0.0), 1.0)
-                            r += (250.0 - r) * a
-                            g += (250.0 - g) * a
-                            b += (250.0 - b) * a
+                    r, g, b = _sky_colour(dx, dy, dz, ex, ey, ez, sky, fog, cloud_height, cloud_seed)
                 else:
                     r = fog[0]
                     g = fog[1]

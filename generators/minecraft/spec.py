@@ -4,11 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from storage.schema import StoreConfig
-
 from generators.backend import Backend
 from generators.rollout import Episode
-from generators.spec import DatasetSpec
+from generators.spec import DatasetSpec, check_at_least
 
 from . import protocol as P
 
@@ -26,6 +24,14 @@ class MinecraftSpec(DatasetSpec):
                     "`apt-get install openjdk-8-jdk`; the first import builds Minecraft 1.11.2 with Malmo, "
                     "which downloads from the internet) or run with --backend embedded.")
     default_episodes = 200000
+    action_names = P.ACTION_NAMES
+    pose_names = P.POSE_NAMES
+    pose_units = P.POSE_UNITS
+    revisit_tolerances = (1.0, 20.0)       # one block; 20 degrees of heading
+    vqgan_config = "minecraft"
+    teco_config = "minecraft"
+    release_convention = "produced-reset"
+    small_args = ("--length", "16", "--resolution", "32")
 
     def add_args(self, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("minecraft")
@@ -51,21 +57,14 @@ class MinecraftSpec(DatasetSpec):
         return {"length": args.length, "resolution": args.resolution, "prob_forward": args.prob_forward,
                 "action_repeat": args.action_repeat, "max_consec_forward": args.max_consec_forward,
                 "turn_degrees": P.TURN_DEGREES, "biome_id": args.biome_id, "sea_level": args.sea_level,
-                "turn_jump": args.turn_jump, "max_attempts": args.max_attempts, "pose_units": P.POSE_UNITS}
+                "turn_jump": args.turn_jump, "max_attempts": args.max_attempts}
 
     def validate(self, params: dict[str, Any], backend: str) -> None:
-        if params["length"] <= 0:
-            raise ValueError(f"--length must be positive, got {params['length']}")
+        check_at_least(params, {"length": 1, "action_repeat": 1, "max_consec_forward": 0, "max_attempts": 1})
         if not 8 <= params["resolution"] <= 1024:
             raise ValueError(f"--resolution must be in [8, 1024], got {params['resolution']}")
         if not 0.0 <= params["prob_forward"] <= 1.0:
             raise ValueError(f"--prob-forward must be in [0, 1], got {params['prob_forward']}")
-        if params["action_repeat"] < 1:
-            raise ValueError(f"--action-repeat must be at least 1, got {params['action_repeat']}")
-        if params["max_consec_forward"] < 0:
-            raise ValueError(f"--max-consec-forward must be >= 0, got {params['max_consec_forward']}")
-        if params["max_attempts"] < 1:
-            raise ValueError(f"--max-attempts must be at least 1, got {params['max_attempts']}")
         top = MAX_SEA_LEVEL.get(backend, 255)
         sea = params.get("sea_level", SEA_LEVEL)
         if not 1 <= sea <= top:
@@ -74,11 +73,12 @@ class MinecraftSpec(DatasetSpec):
             raise ValueError(f"the embedded world is a swamp: --biome-id must be one of {SWAMP_BIOMES} "
                              f"(got {params['biome_id']}); other biomes need --backend minerl")
 
-    def store_config(self, params: dict[str, Any], backend: str, episodes: int, seed: int) -> StoreConfig:
-        r = params["resolution"]
-        return StoreConfig(dataset=self.name, episodes=episodes, length=params["length"], height=r, width=r,
-                           action_names=list(P.ACTION_NAMES), pose_names=list(P.POSE_NAMES), backend=backend,
-                           backend_version=backend_version(backend), seed=seed, params=dict(params))
+    def backend_version(self, backend: str, params: dict[str, Any]) -> str:
+        if backend == "embedded":
+            from .embedded import EMBEDDED_VERSION
+            return EMBEDDED_VERSION
+        from .real import real_version
+        return real_version()
 
     def make_backend(self, backend: str, params: dict[str, Any]) -> Backend:
         r = params["resolution"]
@@ -94,14 +94,6 @@ class MinecraftSpec(DatasetSpec):
 
     def episode(self, backend: Backend, index: int, base_seed: int, params: dict[str, Any]) -> Episode:
         return P.collect(backend, index, base_seed, params, done=lambda: bool(getattr(backend, "done", False)))
-
-
-def backend_version(backend: str) -> str:
-    if backend == "embedded":
-        from .embedded import EMBEDDED_VERSION
-        return EMBEDDED_VERSION
-    from .real import real_version
-    return real_version()
 
 
 SPEC = MinecraftSpec()

@@ -1,0 +1,89 @@
+"""The bottom floor every console script stands on (storage, generators and teco all import it; it
+imports none of them): `run_main` turns bad input and environment errors (full disk, read-only mount,
+permissions) into one line on stderr and a non-zero exit, never a traceback (TECO_DEBUG=1 shows one).
+
+A layer marks its own "the user asked for something wrong" errors by subclassing `UserError`."""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import sys
+from typing import Any, Callable
+
+
+class UserError(Exception):
+    """Base of the errors that mean bad input or an unusable environment, not a bug: printed as one line."""
+
+
+# Errors that mean "the user asked for something wrong"; anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFoundError, FileExistsError,
+                                                NotADirectoryError, PermissionError)
+# OSErrors that are the environment's condition, not a bug, wherever they surface (zarr and torch wrap
+# them in their own exceptions: the chain is searched)
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                      errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE, errno.EISDIR}
+
+
+def strict_from_json(cls: type, d: dict[str, Any], what: str) -> Any:
+    """A config dataclass from its JSON dict; unknown keys are an error (a file made by other code),
+    missing ones take the field's default. The one policy for every recorded config."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} config must be a JSON object, got {type(d).__name__}")
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} config fields: {sorted(unknown)}")
+    return cls(**d)
+
+
+def environment_error(e: BaseException) -> OSError | None:
+    """The OSError (of an environmental kind) that caused e, searching its cause/context chain."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def os_error_message(e: OSError, what: str) -> str:
+    """`what` failed because of `e`: one line with the path and what to do."""
+    path = e.filename or ""
+    reason = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        todo = "free space (or raise the quota) and rerun the same command; completed work is kept"
+    elif e.errno == errno.EROFS:
+        todo = ("the file system is read-only: writing needs a writable location (reading a complete "
+                "store does not)")
+    elif e.errno in (errno.EACCES, errno.EPERM):
+        todo = "check the permissions of that path or choose another location"
+    else:
+        todo = "check the device and rerun the same command"
+    return f"{what}: {reason}: {path}; {todo}" if path else f"{what}: {reason}; {todo}"
+
+
+def run_main(fn: Callable[[], int | None], prog: str) -> int:
+    try:
+        code = fn()
+        return int(code or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; completed work is kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("TECO_DEBUG"):
+            raise
+        # a user error raised `from None` already says what failed and what to do: keep its message
+        env = None if isinstance(e, USER_ERRORS) and e.__suppress_context__ else environment_error(e)
+        if isinstance(e, USER_ERRORS) and (env is None or env is e):
+            msg = str(e) if env is None else _os_line(env)
+        elif env is not None:
+            msg = _os_line(env)
+        else:
+            raise
+        print(f"{prog}: error: {' '.join(msg.split())}", file=sys.stderr)
+        return 2
+
+
+def _os_line(e: OSError) -> str:
+    return os_error_message(e, "cannot write" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) else "failed")

@@ -1,0 +1,51 @@
+"""The bottom floor: one-line errors for every layer's UserError, one strict policy for recorded configs."""
+import dataclasses
+
+import pytest
+
+from cli_common import UserError, run_main, strict_from_json
+from generators.backend import BackendUnavailable
+from storage import StoreConfig
+from storage.schema import StoreError
+
+
+def test_layer_errors_are_user_errors_and_print_one_line(capsys):
+    for err in (StoreError("store x is damaged"), BackendUnavailable("install y"), UserError("bad z")):
+        assert isinstance(err, UserError)
+
+        def fail(err=err):
+            raise err
+        assert run_main(fail, "prog") == 2
+        assert capsys.readouterr().err == f"prog: error: {err}\n"
+
+    def wrapped():                        # our own message for a full disk names the path: it is kept
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            raise UserError("cannot write checkpoint /runs/x: No space left on device; free space") from None
+    assert run_main(wrapped, "prog") == 2
+    assert "/runs/x" in capsys.readouterr().err
+
+    def library():                        # a library's error around a full disk: the OS error's line
+        try:
+            raise OSError(28, "No space left on device", "/data/y")
+        except OSError:
+            raise ValueError("codec failed")
+    assert run_main(library, "prog") == 2
+    assert "No space left on device: /data/y" in capsys.readouterr().err
+    with pytest.raises(KeyError):        # anything else is a bug: its traceback stays
+        run_main(lambda: {}["k"], "prog")
+
+
+def test_recorded_configs_refuse_unknown_fields():
+    cfg = StoreConfig(dataset="d", episodes=2, length=3, height=4, width=4, action_names=["a"], pose_names=[])
+    assert StoreConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ValueError, match=r"unknown store config fields: \['future'\]"):
+        StoreConfig.from_json({**cfg.to_json(), "future": 1})
+
+    @dataclasses.dataclass
+    class C:
+        a: int = 1
+    assert strict_from_json(C, {}, "c") == C()
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        strict_from_json(C, [1], "c")
