@@ -44,7 +44,7 @@ class Preset:
     gen_workers: int = 2
     test_fraction: float = 0.16          # 64 of 400 held out: eval-teco samples 64 distinct test episodes
     vq_config: str = "tiny64k"
-    vq_steps: int = 4000                 # tiny64k: 17.9 / 18.7 / 19.3 dB at 600 / 900 / 1200 steps, rising
+    vq_steps: int = 4000                 # tiny64k: 17.9 / 18.7 / 19.3 / 19.9 dB at 600-1500 steps, rising
     vq_threads: int = 2                  # alone on the machine: both cores
     teco_config: str = "probe48"
     teco_steps: int = 3000               # 0.62 s of CPU per step at 48 frames, 1024 VQ codes: ~31 min
