@@ -321,7 +321,7 @@ def revisit_signal_of(exp: Experiment, episodes: list[int], long: int) -> dict:
     from storage import StoreReader
     from teco.revisit import revisit_signal, tolerances
     reader = StoreReader(exp.store)
-    radius, yaw = tolerances(reader.config.dataset)
+    radius, yaw = tolerances(reader.config.params)
     poses = [np.asarray(reader.read("pose", e)) for e in episodes]
     s = exp.p.short_context
     return revisit_signal(poses, radius, yaw, bins=((1, s), (s + 1, long), (long + 1, None)))
