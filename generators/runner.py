@@ -437,8 +437,9 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
             if any(up) or not queue:
                 waiting_since = time.time()
             elif waiting_since and time.time() - waiting_since > 120:
-                log.warning("no simulator worker placed for %.0f s: the cluster has no free CPU for one "
-                            "(%d waiting); add a node or stop with Ctrl-C", time.time() - waiting_since, len(placing))
+                log.warning("no simulator worker has started for %.0f s (%d waiting): the cluster has no free "
+                            "CPU for one, or the simulator hangs at start-up; add a node or stop with Ctrl-C "
+                            "(complete episodes are kept)", time.time() - waiting_since, len(placing))
                 waiting_since = 0.0       # once
             ready, _ = ray.wait(list(inflight) + list(placing), num_returns=1, timeout=0.5)
             for ref in ready:
