@@ -295,6 +295,7 @@ def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
     report = RunReport(store=opts.out, backend=backend, requested=opts.episodes)
     t0 = time.time()
     make_parent(opts.out)
+    full = False
     with StoreLock(str(opts.out)) as lock:
         try:
             writer = StoreWriter.create(opts.out, cfg)
@@ -316,7 +317,9 @@ def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
         except Exception as e:   # the driver's own writes (complete flags, seeds, attributes) meet a full disk too
             if not _no_space(e):
                 raise
-            raise StoreError(no_space_message(opts.out)) from None
+            full = True
+    if full:   # raised outside the handler: no OSError context for the CLI to report instead of this line
+        raise StoreError(no_space_message(opts.out))
     report.seconds = time.time() - t0
     return report
 
