@@ -215,10 +215,11 @@ def test_disk_full_stops_with_clear_error_and_resumes(reference, tmp_path, monke
         run(url, 6, workers=1)
     r = StoreReader(url)
     done = r.complete_indices().tolist()
-    assert done == [0, 1, 2] and verify(str(url), progress=False).ok   # what was complete stays intact
+    # episode 4 may already be in flight behind 3 (two tasks per worker) and finishes: nothing new is handed out
+    assert done in ([0, 1, 2], [0, 1, 2, 4]) and verify(str(url), progress=False).ok   # complete stays intact
     monkeypatch.delenv("TECO_FAULTS")      # space freed
     rep = run(url, 6)
-    assert rep.generated == 3 and same_bytes(reference, url, 6)
+    assert rep.generated == 6 - len(done) and same_bytes(reference, url, 6)
 
 
 def test_full_disk_in_the_driver_stops_with_clear_error(reference, tmp_path, monkeypatch):
