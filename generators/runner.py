@@ -223,13 +223,19 @@ class _Pool:
         self.actors = [self.cls.remote(*self.args) for _ in range(n)]
         self.last_group: dict[int, Any] = {}
 
-    def replace(self, k: int) -> None:
+    def ping(self, k: int) -> Any:
+        """A ref that is ready once slot k's actor is placed on a node and constructed."""
+        return self.actors[k].ping.remote()
+
+    def replace(self, k: int) -> Any:
+        """A new actor in slot k; returns its ping (see `ping`)."""
         try:
             ray.kill(self.actors[k], no_restart=True)
         except Exception:   # already dead
             pass
         self.actors[k] = self.cls.remote(*self.args)
         self.last_group.pop(k, None)
+        return self.ping(k)
 
     def shutdown(self) -> None:
         for a in self.actors:
@@ -289,25 +295,56 @@ def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
     report = RunReport(store=opts.out, backend=backend, requested=opts.episodes)
     t0 = time.time()
     make_parent(opts.out)
+    full = False
     with StoreLock(str(opts.out)) as lock:
-        writer = StoreWriter.create(opts.out, cfg)
-        complete = writer.complete_mask()[: opts.episodes]
-        todo = [i for i in range(opts.episodes) if not complete[i]]
-        report.already_complete = opts.episodes - len(todo)
-        if not todo:
-            report.seconds = time.time() - t0
-            return report
-        started = _start_ray(opts)
-        reaper = _Reaper() if started else None
         try:
-            with _TermAsInterrupt():
-                _run(spec, params, opts, backend, writer, todo, report, lock)
-        finally:
-            if started:
-                ray.shutdown()
-                reaper.stop()
+            writer = StoreWriter.create(opts.out, cfg)
+            complete = writer.complete_mask()[: opts.episodes]
+            todo = [i for i in range(opts.episodes) if not complete[i]]
+            report.already_complete = opts.episodes - len(todo)
+            if not todo:
+                report.seconds = time.time() - t0
+                return report
+            started = _start_ray(opts)
+            reaper = _Reaper() if started else None
+            try:
+                with _TermAsInterrupt():
+                    _run(spec, params, opts, backend, writer, todo, report, lock)
+            finally:
+                if started:
+                    ray.shutdown()
+                    reaper.stop()
+        except Exception as e:   # the driver's own writes (complete flags, seeds, attributes) meet a full disk too
+            if not _no_space(e):
+                raise
+            full = True
+    if full:   # raised outside the handler: no OSError context for the CLI to report instead of this line
+        raise StoreError(no_space_message(opts.out))
     report.seconds = time.time() - t0
     return report
+
+
+def _last_line(e: BaseException) -> str:
+    """An actor's start-up error in one line: Ray's message ends with the constructor's exception."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:300]
+
+
+def _no_space(e: BaseException | None) -> bool:
+    """Whether e, or an exception in its cause/context chain, is a full disk (or quota)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in NO_SPACE:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def no_space_message(url, episode: int | None = None) -> str:
+    where = f" (writing episode {episode})" if episode is not None else ""
+    return (f"no space left on the device holding {url}{where}; complete episodes are intact: free space "
+            "and rerun the same command to resume")
 
 
 def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
@@ -324,6 +361,12 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
     lanes: list[list] = [[] for _ in range(n)]              # per slot: its refs in submission order
     head_since = [0.0] * n                                  # when the slot's oldest task became its oldest
     suspects: set[int] = set()      # in flight on a worker that died with several episodes: rerun alone
+    # A slot gets episodes only once its actor answered a ping: a replacement for an actor lost with its
+    # node may never be placed (no node has a free CPU), and episodes handed to it would wait forever.
+    placing: dict[Any, int] = {pool.ping(k): k for k in range(n)}   # ping ref -> slot
+    up = [False] * n
+    start_error = ""                # why the last actor that failed to start did (its slot is retired)
+    waiting_since = time.time()     # since when no slot has been up (warn once if that lasts)
     bar = tqdm(total=opts.episodes, initial=report.already_complete, unit="ep", disable=not opts.progress,
                desc=f"{spec.name} [{backend}, {n} workers]", dynamic_ncols=True, smoothing=0.05)
     last_beat = time.time()
@@ -352,7 +395,8 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
         so an innocent episode never pays for its neighbour."""
         episodes = [inflight.pop(r)[1] for r in lanes[k]]
         lanes[k].clear()
-        pool.replace(k)
+        up[k] = False
+        placing[pool.replace(k)] = k
         if culprit is None and len(episodes) == 1:
             culprit = episodes[0]
         for i in reversed(episodes):
@@ -368,7 +412,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
 
     def submit(k: int) -> bool:
         lane = lanes[k]
-        if stop or len(lane) >= PIPELINE or not queue or any(inflight[r][1] in suspects for r in lane):
+        if stop or not up[k] or len(lane) >= PIPELINE or not queue or any(inflight[r][1] in suspects for r in lane):
             return False
         i = queue.pop(pool.last_group.get(k))
         if i in suspects and lane:        # a suspect waits for an empty worker
@@ -390,8 +434,27 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                 for k in range(n):
                     if len(lanes[k]) == depth:
                         submit(k)
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+            if not any(up) and not placing and queue and not stop:
+                raise StoreError(f"every simulator worker failed to start (last: {start_error}); completed "
+                                 "episodes are kept: fix that and rerun the same command to resume")
+            if any(up) or not queue:
+                waiting_since = time.time()
+            elif waiting_since and time.time() - waiting_since > 120:
+                log.warning("no simulator worker has started for %.0f s (%d waiting): the cluster has no free "
+                            "CPU for one, or the simulator hangs at start-up; add a node or stop with Ctrl-C "
+                            "(complete episodes are kept)", time.time() - waiting_since, len(placing))
+                waiting_since = 0.0       # once
+            ready, _ = ray.wait(list(inflight) + list(placing), num_returns=1, timeout=0.5)
             for ref in ready:
+                if ref in placing:            # an actor is up; one that failed to start retires its slot
+                    k = placing.pop(ref)
+                    try:
+                        ray.get(ref)
+                        up[k] = True
+                    except ray.exceptions.RayError as e:   # its slot is retired: the others carry on
+                        start_error = _last_line(e)
+                        log.warning("a simulator worker failed to start (%s); going on without it", start_error)
+                    continue
                 if ref not in inflight:       # its worker was already replaced this round
                     continue
                 k, i = inflight[ref]
@@ -405,9 +468,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                     cause = e.cause if getattr(e, "cause", None) is not None else e
                     if isinstance(cause, OSError) and cause.errno in NO_SPACE:   # retrying cannot help:
                         # hand out nothing more, let the episodes in flight finish, then stop
-                        stop = stop or StoreError(
-                            f"no space left on the device holding {writer.url} (writing episode {i}); complete "
-                            "episodes are intact: free space and rerun the same command to resume")
+                        stop = stop or StoreError(no_space_message(writer.url, i))
                         continue
                     suspects.discard(i)
                     fail(i, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}")

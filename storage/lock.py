@@ -62,6 +62,7 @@ class StoreLock:
         self.purpose = purpose or _default_purpose()
         self.short = short   # held for one attribute update: others wait for it instead of failing
         self.held = False
+        self.me: dict = {}
 
     def _owner(self) -> dict | None:
         try:
@@ -105,7 +106,7 @@ class StoreLock:
         while True:
             try:
                 self._create(me)
-                self.held = True
+                self.held, self.me = True, me
                 _HELD[self.url] = _HELD.get(self.url, 0) + 1
                 return
             except FileExistsError:
@@ -141,12 +142,35 @@ class StoreLock:
         except (TypeError, ValueError):
             return float("inf")
 
+    def _ours(self, owner: dict | None) -> bool:
+        return owner is not None and all(owner.get(k) == self.me.get(k) for k in ("host", "pid", "started"))
+
+    def _read_owner(self) -> dict | None:
+        """The lock's content; an unreadable one is read again (a transient object-store error)."""
+        for attempt in range(3):
+            owner = self._owner()
+            if owner is not None or not self.fs.exists(self.path):
+                return owner
+            time.sleep(0.2 * (attempt + 1))
+        return None
+
     def heartbeat(self) -> None:
         """Refresh the heartbeat; written beside and renamed over the lock (local) so that a full disk
-        can never leave an empty lock another run would take for stale."""
+        can never leave an empty lock another run would take for stale.
+
+        A run stalled past STALE_AFTER_S (suspended, a frozen NFS mount) may find that another run took
+        its lock over as stale: it then stops (FileExistsError) instead of overwriting the newer lock.
+        (Between this check and the write a takeover is still possible; without a compare-and-swap on
+        every filesystem the window is only narrowed to one read and one write.)"""
         if not self.held:
             return
-        owner = self._owner() or {}
+        owner = self._read_owner()
+        if not self._ours(owner):
+            self._lost()
+            who = (f"{owner.get('purpose', '?')}, pid {owner.get('pid')} on {owner.get('host')}" if owner
+                   else "its lock was removed")
+            raise FileExistsError(f"another run took over the store lock {self.url} while this one was stalled "
+                                  f"({who}); stopping: rerun the same command once it is done")
         owner["heartbeat"] = time.time()
         data = json.dumps(owner).encode()
         try:
@@ -165,16 +189,22 @@ class StoreLock:
         except OSError as e:   # the lock stays as it was: still ours, still valid on this host
             log.warning("could not refresh the heartbeat of %s: %s", self.url, e)
 
+    def _lost(self) -> None:
+        """No longer ours (or released): forget it without touching the file."""
+        self.held = False
+        _HELD[self.url] = _HELD.get(self.url, 1) - 1
+        if _HELD[self.url] <= 0:
+            _HELD.pop(self.url, None)
+
     def release(self) -> None:
         if self.held:
-            try:
-                self.fs.rm(self.path)
-            except FileNotFoundError:
-                pass
-            self.held = False
-            _HELD[self.url] = _HELD.get(self.url, 1) - 1
-            if _HELD[self.url] <= 0:
-                _HELD.pop(self.url, None)
+            if self._ours(self._owner()):   # another run's newer lock is never removed; an unreadable one
+                # is left too: it is taken for stale once older than YOUNG_S
+                try:
+                    self.fs.rm(self.path)
+                except FileNotFoundError:
+                    pass
+            self._lost()
 
     def __enter__(self):
         self.acquire()

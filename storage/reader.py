@@ -152,8 +152,10 @@ def listed_episodes(url: str, name: str) -> np.ndarray:
     else:
         import fsspec
         fs, root = fsspec.core.url_to_fs(url)
+        path = f"{root.rstrip('/')}/{name}/c"
+        fs.invalidate_cache(path)   # a cached listing misses objects written since (by zarr's own fs instance)
         try:
-            entries = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(f"{root.rstrip('/')}/{name}/c", detail=False)]
+            entries = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
         except FileNotFoundError:
             entries = []
     # zarr's atomic writes leave "<key>.<uuid>.partial" only while writing (or after a crash): skip them
