@@ -7,6 +7,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from .backend import Backend
+from .seeds import episode_seed
 
 
 NO_ACTION = -1   # actions[0] when no action produced frame 0 (the view at reset)
@@ -57,3 +58,17 @@ def rollout(backend: Backend, policy: Policy, seed: int, length: int, skip: int 
         if done is not None and done():
             raise EpisodeDiscarded(f"episode with seed {seed} ended at step {t}")
     return Episode(video, actions, poses, seed=int(seed))
+
+
+def redraw(index: int, base_seed: int, attempts: int, attempt_fn: Callable[[int], Episode]) -> Episode:
+    """Episode `index` from the first of `attempts` seeds episode_seed(base_seed, index, a) whose rollout
+    is not discarded; the Episode records the seed that succeeded."""
+    for attempt in range(attempts):
+        seed = episode_seed(base_seed, index, attempt)
+        try:
+            ep = attempt_fn(seed)
+        except EpisodeDiscarded:
+            continue
+        ep.seed = seed
+        return ep
+    raise EpisodeDiscarded(f"episode {index}: all {attempts} attempts were discarded")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import abc
 import argparse
 import math
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Hashable, Sequence
 
 from storage.schema import StoreConfig
 
 from .backend import Backend
-from .rollout import Episode, EpisodeDiscarded
-from .seeds import episode_seed
+from .rollout import Episode
 
 
 def flag_name(key: str) -> str:
@@ -128,17 +127,3 @@ class DatasetSpec(abc.ABC):
     def group(self, index: int, base_seed: int, params: dict[str, Any]) -> Hashable:
         """Episodes of one group (e.g. one scene) are handed to the same worker in a row where possible."""
         return None
-
-
-def redraw(index: int, base_seed: int, attempts: int, attempt_fn: Callable[[int], Episode]) -> Episode:
-    """Episode `index` from the first of `attempts` seeds episode_seed(base_seed, index, a) whose rollout
-    is not discarded; the Episode records the seed that succeeded."""
-    for attempt in range(attempts):
-        seed = episode_seed(base_seed, index, attempt)
-        try:
-            ep = attempt_fn(seed)
-        except EpisodeDiscarded:
-            continue
-        ep.seed = seed
-        return ep
-    raise EpisodeDiscarded(f"episode {index}: all {attempts} attempts were discarded")

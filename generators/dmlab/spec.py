@@ -8,7 +8,8 @@ from typing import Any
 from ..backend import Backend
 from ..rollout import Episode, rollout
 from ..seeds import rng
-from ..spec import DatasetSpec, check_at_least, redraw
+from ..rollout import redraw
+from ..spec import DatasetSpec, check_at_least
 from .protocol import ACTION_NAMES, BEARINGS, MAX_LOOK_PIXELS, GoalAgent, GoalAgentConfig
 from .real import DEFAULT_LEVEL
 

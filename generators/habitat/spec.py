@@ -8,7 +8,8 @@ from typing import Any, Hashable
 from ..backend import Backend
 from ..rollout import Episode, rollout
 from ..seeds import episode_seed, rng as seeded_rng
-from ..spec import DatasetSpec, redraw
+from ..rollout import redraw
+from ..spec import DatasetSpec
 from .protocol import ACTION_NAMES, POSE_NAMES, GoalTourPolicy, ProtocolConfig, protocol_from_params
 from .scenes import SceneUnusable, choose_scene, discover_scenes, file_hashes, usable_scene_files, warn_skip
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from generators.rollout import Episode, rollout
+from generators.rollout import Episode, redraw, rollout
 from generators.seeds import rng
-from generators.spec import redraw
 
 NOOP, FORWARD, LEFT, RIGHT = 0, 1, 2, 3
 ACTION_NAMES = ["noop", "forward_jump", "left_jump", "right_jump"]
