@@ -36,15 +36,20 @@ def strict_from_json(cls: type, d: dict[str, Any], what: str) -> Any:
     return cls(**d)
 
 
-def environment_error(e: BaseException) -> OSError | None:
-    """The OSError (of an environmental kind) that caused e, searching its cause/context chain."""
+def os_error_in_chain(e: BaseException | None, errnos) -> OSError | None:
+    """The first OSError with one of `errnos` in e's cause/context chain (e included)."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
+        if isinstance(e, OSError) and e.errno in errnos:
             return e
         e = e.__cause__ or e.__context__
     return None
+
+
+def environment_error(e: BaseException) -> OSError | None:
+    """The OSError (of an environmental kind) that caused e, searching its cause/context chain."""
+    return os_error_in_chain(e, ENVIRONMENT_ERRNOS)
 
 
 def os_error_message(e: OSError, what: str) -> str:

@@ -16,13 +16,14 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
+from cli_common import os_error_in_chain
 from storage import StoreError, StoreWriter
+from storage.lock import StoreLock
 from storage.store import make_parent
 
 from . import faults
 from .backend import pick_backend
 from .bgwriter import ProcessWriter
-from storage.lock import StoreLock
 from .seeds import episode_seed
 from .spec import DatasetSpec
 
@@ -332,13 +333,7 @@ def _last_line(e: BaseException) -> str:
 
 def _no_space(e: BaseException | None) -> bool:
     """Whether e, or an exception in its cause/context chain, is a full disk (or quota)."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in NO_SPACE:
-            return True
-        e = e.__cause__ or e.__context__
-    return False
+    return os_error_in_chain(e, NO_SPACE) is not None
 
 
 def no_space_message(url, episode: int | None = None) -> str:

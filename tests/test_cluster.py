@@ -2,7 +2,6 @@
 one-CPU worker nodes, token authentication on), joined by `gen-dmlab --address`: the actors spread over
 the nodes, and losing a node mid-run loses nothing: its in-flight episode is redone on another node and
 the store is byte-identical to an undisturbed run."""
-import json
 import os
 import secrets
 import shutil
@@ -14,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import subprocess_env
+from conftest import assert_same_objects, subprocess_env
 from storage import StoreReader
 from storage.verify import verify
 
@@ -61,17 +60,7 @@ def objects(root) -> dict[str, bytes]:
 
 
 def assert_same_store(a, b):
-    """Byte-identical objects; the root zarr.json differs only in the creation time."""
-    oa, ob = objects(a), objects(b)
-    assert sorted(oa) == sorted(ob)
-    for k in oa:
-        if k == "zarr.json":
-            ma, mb = json.loads(oa[k]), json.loads(ob[k])
-            for m in (ma, mb):
-                m["attributes"]["teco_worlds"].pop("created")
-            assert ma == mb
-        else:
-            assert oa[k] == ob[k], k
+    assert_same_objects(objects(a), objects(b))
 
 
 @pytest.fixture(scope="module")
