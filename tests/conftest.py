@@ -83,3 +83,19 @@ def assert_same_objects(a: dict[str, bytes], b: dict[str, bytes]) -> None:
             assert ma == mb
         else:
             assert a[k] == b[k], k
+
+
+def wait_for_complete(proc, url, n: int, timeout: float) -> None:
+    """Wait until the store at `url` has >= n complete episodes while `proc` (a gen run) is still running."""
+    import time
+
+    from storage import StoreReader
+    deadline, done = time.time() + timeout, 0
+    while done < n:
+        assert proc.poll() is None and time.time() < deadline, \
+            proc.stderr.read() if proc.poll() is not None else "too slow"
+        try:
+            done = StoreReader(url).complete_count()
+        except Exception:   # not created yet
+            pass
+        time.sleep(0.2)

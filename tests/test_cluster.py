@@ -9,11 +9,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
-from conftest import assert_same_objects, subprocess_env
+from conftest import assert_same_objects, wait_for_complete, subprocess_env
 from storage import StoreReader
 from storage.verify import verify
 
@@ -87,15 +86,7 @@ def test_losing_a_node_mid_run_loses_nothing(cluster, undisturbed, ray_home, tmp
     url = str(tmp_path / "d.zarr")
     p = subprocess.Popen(gen_cmd(url, c.address), env=subprocess_env(ray_home, TECO_FAULTS="delay:1.0", **env),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    done = 0
-    while done < 2:
-        assert p.poll() is None and time.time() < deadline, p.stderr.read() if p.poll() is not None else "too slow"
-        try:
-            done = int(StoreReader(url).complete_mask().sum())
-        except Exception:   # not created yet
-            pass
-        time.sleep(0.2)
+    wait_for_complete(p, url, 2, timeout=240)
     c.remove_node(nodes[0])   # kills the node's raylet and its worker processes: an episode is in flight there
     try:
         stdout, stderr = p.communicate(timeout=150)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_same_objects, call_cli, subprocess_env
+from conftest import assert_same_objects, wait_for_complete, call_cli, subprocess_env
 from generators.dmlab.cli import main as gen_main
 from storage import StoreReader, StoreWriter
 from storage.cli import main as store_cli
@@ -111,15 +111,7 @@ def test_killed_mid_run_resumes_on_bucket(s3, ray_home, ray_cluster, local_ref):
     cmd = [sys.executable, "-m", "generators.dmlab.cli", "--episodes", str(N), "--out", url, "--workers", "1", *GEN]
     p = subprocess.Popen(cmd, env=subprocess_env(ray_home, TECO_FAULTS="delay:1.0", **s3),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    done = 0
-    while done < 2:
-        assert p.poll() is None and time.time() < deadline, p.stderr.read() if p.poll() is not None else "too slow"
-        try:
-            done = int(StoreReader(url).complete_mask().sum())
-        except Exception:   # not created yet
-            pass
-        time.sleep(0.2)
+    wait_for_complete(p, url, 2, timeout=240)
     p.send_signal(signal.SIGKILL)
     p.wait(30)
     done = int(StoreReader(url).complete_mask().sum())
