@@ -70,6 +70,17 @@ def structured_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     return out
 
 
+def local_objects(root) -> dict[str, bytes]:
+    """Every object of a store on local disk: relative path -> bytes."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, root)] = fh.read()
+    return out
+
+
 def assert_same_objects(a: dict[str, bytes], b: dict[str, bytes]) -> None:
     """Two stores' objects (key -> bytes) are byte-identical; the root zarr.json differs only in the creation
     time."""

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from conftest import assert_same_objects, wait_for_complete, subprocess_env
+from conftest import assert_same_objects, local_objects, wait_for_complete, subprocess_env
 from storage import StoreReader
 from storage.verify import verify
 
@@ -49,17 +49,8 @@ def gen_cmd(url, address):
     return [sys.executable, "-m", "generators.dmlab.cli", "--episodes", str(N), "--out", url, "--address", address, *GEN]
 
 
-def objects(root) -> dict[str, bytes]:
-    out = {}
-    for d, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(d, f)
-            out[os.path.relpath(p, root)] = open(p, "rb").read()
-    return out
-
-
 def assert_same_store(a, b):
-    assert_same_objects(objects(a), objects(b))
+    assert_same_objects(local_objects(a), local_objects(b))
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_same_objects, wait_for_complete, call_cli, subprocess_env
+from conftest import assert_same_objects, local_objects, wait_for_complete, call_cli, subprocess_env
 from generators.dmlab.cli import main as gen_main
 from storage import StoreReader, StoreWriter
 from storage.cli import main as store_cli
@@ -66,15 +66,6 @@ def s3fs_fs():
     return fsspec.filesystem("s3", skip_instance_cache=True)   # a fresh listing cache: other processes write
 
 
-def objects_local(root) -> dict[str, bytes]:
-    out = {}
-    for d, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(d, f)
-            out[os.path.relpath(p, root)] = open(p, "rb").read()
-    return out
-
-
 def objects_s3(url) -> dict[str, bytes]:
     fs = s3fs_fs()
     root = url[len("s3://"):].rstrip("/")
@@ -82,7 +73,7 @@ def objects_s3(url) -> dict[str, bytes]:
 
 
 def assert_same_store(local, url):
-    assert_same_objects(objects_local(local), objects_s3(url))
+    assert_same_objects(local_objects(local), objects_s3(url))
 
 
 @pytest.fixture(scope="module")
