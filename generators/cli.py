@@ -12,7 +12,7 @@ import sys
 from cli_common import run_main
 from storage.schema import StoreConfig
 
-from .runner import RunOptions, generate
+from .runner import OVERLAP_MODES, RunOptions, generate
 from .spec import DatasetSpec
 
 MAX_SEED = 2 ** 63 - 1
@@ -39,6 +39,10 @@ def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
                    help=f"zstd level of a new store (default {StoreConfig.compression_level}: no larger than the "
                         "authors' compressed download; 1 encodes ~2.5x faster for ~1.3x larger stores, for machines "
                         "with no core to spare; see bench/storage.py)")
+    p.add_argument("--overlap-writes", choices=OVERLAP_MODES, default="auto",
+                   help="on: each worker compresses and writes through its own writer process while it simulates "
+                        "the next episode; off: it writes each episode itself, in series; auto: on when the cluster "
+                        "has two CPUs per worker (the writer needs a core of its own to pay)")
     p.add_argument("--allow-large-growth", action="store_true",
                    help=f"allow --episodes above {GROWTH_FACTOR}x the store's current size (and above "
                         f"{GROWTH_FACTOR}x the paper's size, at least {GROWTH_FLOOR}); stores never shrink")
@@ -121,7 +125,7 @@ def run_cli(spec: DatasetSpec, argv: list[str] | None = None) -> int:
         opts = RunOptions(out=args.out, episodes=args.episodes, seed=args.seed, backend=args.backend,
                           workers=args.workers, address=args.address, max_retries=args.max_retries,
                           episode_timeout=args.episode_timeout, progress=not args.no_progress,
-                          compression_level=args.compression_level)
+                          compression_level=args.compression_level, overlap_writes=args.overlap_writes)
         report = generate(spec, params, opts)
         done = report.already_complete + report.generated
         print(f"{report.store}: {done}/{report.requested} episodes complete "

@@ -30,7 +30,8 @@ from .spec import DatasetSpec
 log = logging.getLogger(__name__)
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-PIPELINE = 2      # tasks per actor: one simulating while the previous one writes
+PIPELINE = 2      # tasks per actor: the next one is queued at the actor, which never waits for the driver
+OVERLAP_MODES = ("auto", "on", "off")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class RunOptions:
     address: str | None = None          # join an existing Ray cluster instead of starting one
     max_retries: int = 3                # attempts per episode = 1 + max_retries
     compression_level: int | None = None   # zstd level of new stores (None: StoreConfig's default)
+    overlap_writes: str = "auto"         # on: a writer process per actor; auto: on when cores are spare
     episode_timeout: float | None = None
     progress: bool = True
     ray_init: dict[str, Any] = field(default_factory=dict)   # extra ray.init kwargs (tests: _temp_dir)
@@ -85,17 +87,20 @@ class RunReport:
 class SimWorker:
     """One simulator for the actor's lifetime; generates episodes and has them written into the store.
 
-    The actor runs two tasks at once (max_concurrency=PIPELINE): while one waits for its episode to be
-    compressed and written by the actor's writer process (bgwriter), the other already simulates the
-    next one. Every simulator call runs on one thread of its own, built there too: one episode at a time,
-    and an OpenGL context (Habitat, Minecraft) stays current on the thread that made it. A task returns
-    only once its episode is written, so the driver's "returned => mark complete" rule is unchanged."""
+    overlap=True: the actor runs two tasks at once (max_concurrency=PIPELINE); while one waits for its
+    episode to be compressed and written by the actor's writer process (bgwriter), the other already
+    simulates the next one. That pays when the node has a spare core for the writer; when every core has
+    a simulator it only adds a process and a copy of the frames per episode, so then (overlap=False) the
+    actor writes each episode itself, in series, with the next task already queued at the actor.
+    Every simulator call runs on one thread of its own, built there too: one episode at a time, and an
+    OpenGL context (Habitat, Minecraft) stays current on the thread that made it. A task returns only
+    once its episode is written, so the driver's "returned => mark complete" rule is unchanged."""
 
-    def __init__(self, spec: DatasetSpec, backend: str, params: dict, store_url: str):
+    def __init__(self, spec: DatasetSpec, backend: str, params: dict, store_url: str, overlap: bool = True):
         from concurrent.futures import ThreadPoolExecutor
         self.spec, self.params = spec, params
-        StoreWriter.open(store_url)        # fail here, in the actor, if the store is not writable
-        self.writer = ProcessWriter(store_url).start()
+        store = StoreWriter.open(store_url)   # fail here, in the actor, if the store is not writable
+        self.writer = ProcessWriter(store_url).start() if overlap else _InlineWriter(store)
         self._sim = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulator")
         self.backend = self._sim.submit(spec.make_backend, backend, params).result()
 
@@ -115,6 +120,23 @@ class SimWorker:
 
     def ping(self) -> int:
         return os.getpid()
+
+
+class _InlineWriter:
+    """ProcessWriter's interface, written by the actor itself (overlap off)."""
+
+    def __init__(self, store: StoreWriter):
+        self.store = store
+
+    def write_episode(self, i: int, video, actions, pose, **extras) -> None:
+        self.store.write_episode(i, video, actions, pose, fresh=True, **extras)
+
+
+def overlap_writes(mode: str, workers: int, cluster_cpus: int) -> bool:
+    """Whether actors get a writer process: 'auto' only when the cluster has a spare core per worker."""
+    if mode not in OVERLAP_MODES:
+        raise ValueError(f"--overlap-writes must be one of {', '.join(OVERLAP_MODES)}, got {mode!r}")
+    return mode == "on" or (mode == "auto" and cluster_cpus >= 2 * workers)
 
 
 def hide_ray_auth_notice(record: logging.LogRecord) -> bool:
@@ -215,12 +237,12 @@ class _TermAsInterrupt:
 class _Pool:
     """Actors plus the bookkeeping to replace a dead one."""
 
-    def __init__(self, spec, backend, params, url, n, env):
-        opts = {"num_cpus": 1, "max_restarts": 0, "max_concurrency": PIPELINE}
+    def __init__(self, spec, backend, params, url, n, env, overlap: bool):
+        opts = {"num_cpus": 1, "max_restarts": 0, "max_concurrency": PIPELINE if overlap else 1}
         if env:
             opts["runtime_env"] = {"env_vars": env}
         self.cls = ray.remote(SimWorker).options(**opts)
-        self.args = (spec, backend, params, url)
+        self.args = (spec, backend, params, url, overlap)
         self.actors = [self.cls.remote(*self.args) for _ in range(n)]
         self.last_group: dict[int, Any] = {}
 
@@ -284,6 +306,7 @@ def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
         raise ValueError(f"--workers must be positive, got {opts.workers}")
     if opts.max_retries < 0:
         raise ValueError("--max-retries must be >= 0")
+    overlap_writes(opts.overlap_writes, 1, 1)     # a bad mode fails before anything starts
     backend = pick_backend(opts.backend, spec.real_backend, spec.real_module, spec.install_hint)
     spec.validate(params, backend)
     if backend != "embedded":
@@ -346,8 +369,9 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
     cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(opts.workers or cluster_cpus, len(todo)))
     report.workers = n
+    report.overlap_writes = overlap_writes(opts.overlap_writes, n, cluster_cpus)
     env = {"TECO_FAULTS": os.environ["TECO_FAULTS"]} if os.environ.get("TECO_FAULTS") else None
-    pool = _Pool(spec, backend, params, writer.url, n, env)
+    pool = _Pool(spec, backend, params, writer.url, n, env, report.overlap_writes)
 
     queue = EpisodeQueue({i: spec.group(i, opts.seed, params) for i in todo})
     attempts: dict[int, int] = defaultdict(int)

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import subprocess_env
 from storage.lock import StoreLock
-from generators.runner import EpisodeQueue, RunOptions, generate
+from generators.runner import EpisodeQueue, RunOptions, generate, overlap_writes
 from generators.synthetic import SPEC
 from storage import StoreReader, StoreWriter
 from storage.verify import verify
@@ -42,6 +42,18 @@ def test_deterministic_across_worker_counts(reference, tmp_path):
     assert verify(str(tmp_path / "w2.zarr"), progress=False).ok
 
 
+def test_overlap_writes_on_or_off_writes_the_same_bytes(reference, tmp_path):
+    # the test cluster has 2 CPUs: 2 workers default to writing in series, 1 worker to a writer process
+    assert overlap_writes("auto", 1, 2) and not overlap_writes("auto", 2, 2) and overlap_writes("on", 2, 2)
+    assert not overlap_writes("off", 1, 8)
+    rep = run(tmp_path / "on.zarr", 6, workers=2, overlap_writes="on")
+    assert rep.overlap_writes and rep.generated == 6
+    assert same_bytes(reference, tmp_path / "on.zarr", 6)
+    with pytest.raises(ValueError, match="--overlap-writes must be one of auto, on, off"):
+        run(tmp_path / "bad.zarr", 2, overlap_writes="sometimes")
+    assert not (tmp_path / "bad.zarr").exists()
+
+
 def test_different_seed_differs(reference, tmp_path):
     run(tmp_path / "s1.zarr", 2, seed=1)
     assert not np.array_equal(StoreReader(reference).read("video", 0), StoreReader(tmp_path / "s1.zarr").read("video", 0))
@@ -66,10 +78,12 @@ def test_growing_a_store_keeps_old_episodes(reference, tmp_path):
     assert rep.generated == 3 and same_bytes(reference, url, 6)
 
 
-def test_killed_worker_is_replaced(reference, tmp_path, monkeypatch):
+@pytest.mark.parametrize("overlap", ["on", "off"])
+def test_killed_worker_is_replaced(reference, tmp_path, monkeypatch, overlap):
     monkeypatch.setenv("TECO_FAULTS", "kill:2")
     url = tmp_path / "k.zarr"
-    rep = run(url, 6, workers=2)
+    rep = run(url, 6, workers=2, overlap_writes=overlap)
+    assert rep.overlap_writes == (overlap == "on")
     assert rep.retried >= 1 and not rep.failed and rep.generated == 6
     assert same_bytes(reference, url, 6)
     assert verify(str(url), progress=False).ok
