@@ -11,7 +11,8 @@
   the same examples and random seeds, reported side by side.
 * Consistency (`--short-context K`, default the baseline's context or 16): PSNR / SSIM / LPIPS on
   predicted frames whose place (pose within the revisit tolerances) was last seen more than K frames
-  earlier but within the model's context ("memory" frames: a K-frame model cannot see them), on frames
+  earlier but within the longest compared model's context ("memory" frames: a K-frame model cannot see them;
+  every model is scored on the same frames), on frames
   whose place was never seen earlier in the window ("novel") and on those seen within K ("recent");
   mean and spread over the runs (each run = one sampling seed), with the frame counts.
 * Copy-last-frame: the same frame metrics for repeating the last conditioning frame (a floor).
@@ -197,6 +198,7 @@ class Evaluation:
         self.sample_batch, self.seed, self.lpips, self.i3d = sample_batch, seed, lpips, i3d
         self.revisit, self.device = revisit, device
         self.short_context = 16
+        self.long_context: int | None = None   # memory frames: last seen within this many (None: any)
 
     def sampling_seeds(self) -> list[int]:
         """The seed of each run's first sampling batch (later batches: teco/evaluate.py _generator)."""
@@ -248,7 +250,7 @@ class Evaluation:
         groups = ("memory", "novel", "recent")
         cons = {g: {m: [] for m in names} for g in groups}       # per run: mean over the group's frames
         counts = {g: [] for g in groups}
-        long = getattr(model, "context", None)
+        long = self.long_context   # one cohort for every model compared: the longest context's frames
         for run in range(len(self.plan["frames"])):
             run_vals = {m: [] for m in names}
             run_masks = {g: [] for g in groups}
@@ -522,6 +524,7 @@ def _main(argv) -> int:
     if short < 0:
         raise ValueError(f"--short-context must be >= 0, got {short}")
     ev.short_context = short
+    ev.long_context = max(m.context for m in models.values())
     total = sum(len(r) for p in plan.values() for r in p) * len(models) + len(plan["frames"]) * per_run
     results = {}
     with tqdm(total=total, desc=PROG, unit="example") as bar:

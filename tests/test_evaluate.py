@@ -148,10 +148,13 @@ def test_consistency_split_memory_novel_recent(tmp_path):
     # black predictions: the memory frames are frame 10 of episodes 0 and 1 (values 100, 101)
     want = np.mean([20 * math.log10(255 / (100 + i)) for i in (0, 1)])
     assert c["memory"]["psnr"]["mean"] == pytest.approx(want, abs=1e-4) and len(c["memory"]["psnr"]["per_run"]) == 2
-    model = _ConstantModel()
-    model.context = 8                                # a model that sees 8 frames back cannot reach gap 9
-    c = e.run(model, _NoBar())["consistency"]
+    e.long_context = 8        # the longest model compared sees 8 frames back: gap 9 is no memory frame
+    short_model = _ConstantModel()
+    short_model.context = 4   # the cohort is the evaluation's, not the model's: the short model is scored on it
+    c = e.run(short_model, _NoBar())["consistency"]
     assert c["memory"]["frames"] == 0 and c["memory"]["psnr"] is None and c["long_context"] == 8
+    e.long_context = 9
+    assert e.run(short_model, _NoBar())["consistency"]["memory"]["frames"] == 4
     copy = ev.CopyLast().predict(torch.arange(6)[None, :, None, None, None].expand(1, 6, 2, 2, 3), None, 4, None, None)
     assert copy[0, :, 0, 0, 0].tolist() == [3, 3]
 
@@ -274,7 +277,8 @@ def test_eval_teco_end_to_end(runs, capsys):
     assert m["side_by_side"]["psnr"]["teco"] == m["models"]["teco"]["psnr"]["mean"]
     for name, r in m["models"].items():
         c = r["consistency"]
-        assert c["short_context"] == 2 and c["long_context"] == r["context"]
+        assert c["short_context"] == 2 and c["long_context"] == m["models"]["teco"]["context"]   # one cohort
+        assert c["memory"]["frames_per_run"] == m["models"]["teco"]["consistency"]["memory"]["frames_per_run"]
         assert sum(c[g]["frames"] for g in ("memory", "novel", "recent")) <= 2 * 6 * len(test_eps)
         assert all(len(c[g]["frames_per_run"]) == 2 for g in ("memory", "novel", "recent"))
         lr = r["learning"]
