@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STAGES = ("data", "tokenizer", "teco", "eval", "samples", "report")
+STAGES = ("data", "tokenizer", "teco", "eval", "ablation", "samples", "report")
 
 
 @dataclass
@@ -171,6 +171,7 @@ class Experiment:
         self.runs = {"long": os.path.join(work, "teco_long"), "short": os.path.join(work, "teco_short")}
         self.metrics = os.path.join(work, "metrics.json")
         self.grid_npz = os.path.join(work, "samples.npz")
+        self.ablation = os.path.join(work, "ablation.json")
         self.logs = os.path.join(work, "logs")
 
     # bookkeeping
@@ -263,6 +264,16 @@ class Experiment:
                                    "--runs", p.eval_runs, "--sample-batch", p.sample_batch,
                                    "--short-context", p.short_context, "--no-fvd", "--device", "cpu"],
                  self.log("eval"), 2, self.quiet)
+
+    def stage_ablation(self) -> None:
+        """The long model's held-out prior NLL with its attention cut to the short context vs its full
+        context, by frame cohort (experiments/context_ablation.py): does it use its far frames at all?"""
+        import torch
+        from experiments.context_ablation import ablate
+        torch.set_num_threads(2)
+        res = ablate(self.runs["long"], self.p.short_context, progress=not self.quiet)
+        with open(self.ablation, "w") as f:
+            json.dump(res, f, indent=1)
 
     def stage_samples(self) -> None:
         """ground truth | long | short on the first held-out episodes, the same sampling seed for both."""
@@ -373,6 +384,7 @@ def build_report(metrics: dict, exp: Experiment) -> dict:
                        and abs(novel_gap) < 1.0 else "not supported") if gap is not None else "no memory frames",
         "protocol": metrics.get("protocol"), "sampling_seeds": metrics.get("sampling_seeds"),
         "stage_seconds": timings, "notes": metrics.get("notes", []),
+        "context_ablation": json.load(open(exp.ablation)) if os.path.exists(exp.ablation) else None,
     }
 
 
@@ -407,9 +419,27 @@ def markdown(r: dict) -> str:
               f"**{r['hypothesis']}**.", "",
               "Revisit signal of the test episodes (share of frames whose place was last seen k frames earlier): "
               + ", ".join(f"{k}: {v:.1%}" for k, v in sig.items()), "",
+              *ablation_lines(r.get("context_ablation")),
               "Stage times (s): " + ", ".join(f"{k} {v}" for k, v in r["stage_seconds"].items()), ""]
     lines += [f"Note: {n}" for n in r["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def ablation_lines(a: dict | None) -> list[str]:
+    if not a:
+        return []
+    lines = [f"Context ablation (experiments/context_ablation.py): the long model's held-out prior NLL per token "
+             f"(nats, teacher-forced, {a['windows']} windows of {a['window_frames']} frames from {a['episodes']} "
+             f"test episodes, step {a['train_step']}) with its full context ({a['context']}) vs attention cut to "
+             f"the last {a['cut']} frames. Same weights, same codes: a positive cut - full on memory frames means "
+             "the model uses frames beyond the short context.", "",
+             "| frames | count | NLL full | NLL cut | cut - full |", "| --- | --- | --- | --- | --- |"]
+    for g in ("memory", "recent", "novel", "all"):
+        d = a[g]
+        sem = f" ± {d['sem']:.4f} (s.e.m. over {d['episodes_with_memory_frames']} episodes)" if "sem" in d else ""
+        lines.append(f"| {g} | {a['frames'][g]} | {_f(d['nll_full'], '.4f')} | {_f(d['nll_cut'], '.4f')} | "
+                     f"{_f(d['cut_minus_full'], '.4f')}{sem} |")
+    return lines + [""]
 
 
 def draw_psnr_curves(path: str, metrics: dict, p: Preset) -> None:

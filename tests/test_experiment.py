@@ -25,6 +25,11 @@ def test_consistency_toy_end_to_end_and_resume(tmp_path, capsys):
     for k in ("prior_nll_per_token", "code_entropy", "next_frame_acc", "copy_acc"):
         assert r["models"]["long"][k] is not None, k
     assert r["hypothesis"] in ("supported", "not supported", "no memory frames")
+    # the context ablation scored the long model with its attention cut to the short context
+    a = r["context_ablation"]
+    assert (a["cut"], a["context"]) == (exp.PRESETS["toy"].short_context, exp.TOY_SEQ_LEN - 1)
+    assert a["frames"]["all"] > 0 and a["all"]["nll_full"] > 0 and a["all"]["nll_cut"] > 0
+    assert "Context ablation" in (results / "results.md").read_text()
     assert "| long |" in (results / "results.md").read_text()
     # train-teco scored the held-out windows at its checkpoints (steps 2 and 3): the learning figures
     from teco.runlog import read_log
