@@ -24,7 +24,8 @@ import numpy as np
 
 
 def _cohorts(gaps: np.ndarray, cut: int, long: int) -> dict[str, np.ndarray]:
-    return {"memory": (gaps > cut) & (gaps <= long), "recent": (gaps >= 1) & (gaps <= cut), "novel": gaps < 0}
+    from teco.revisit import memory_frames
+    return {"memory": memory_frames(gaps, cut, long), "recent": (gaps >= 1) & (gaps <= cut), "novel": gaps < 0}
 
 
 def frame_nll(model, codes, actions):
@@ -32,16 +33,11 @@ def frame_nll(model, codes, actions):
     codes long (B, T, G, G), actions long (B, T) -> (B, T - n_cond)."""
     import torch
     import torch.nn.functional as F
+    from teco.metrics import prior_from_past
     with torch.no_grad():
-        n = model.cfg.n_cond
-        z, z_codes, _ = model.encode(codes)
-        h = model.temporal(z, actions)[:, n:]                               # (B, T-n, E, g, g)
-        B, L = h.shape[:2]
-        hc = h.flatten(0, 1).permute(0, 2, 3, 1)
-        zc = z_codes.flatten(0, 1)
-        logits = model.prior(torch.full_like(zc, model.prior.mask_id), hc).float()
+        _, _, zc, logits = prior_from_past(model, codes, actions)
         nll = F.cross_entropy(logits.permute(0, 3, 1, 2), zc, reduction="none")   # (B*L, g, g)
-        return nll.mean((1, 2)).reshape(B, L)
+        return nll.mean((1, 2)).reshape(codes.shape[0], -1)
 
 
 def ablate(run_dir: str, cut: int, episodes: int | None = None, batch: int = 8, stride: int | None = None,

@@ -169,6 +169,18 @@ def finite_mean(x: torch.Tensor) -> float:
 
 # -- learning beyond copying (held-out, teacher-forced) ------------------------------------------------
 
+def prior_from_past(model, codes: torch.Tensor, actions: torch.Tensor):
+    """TECO's latent codes of frames n_cond.. scored by the MaskGit prior with every token masked, i.e.
+    predicted from h_t (the past) alone. codes long (B, T, G, G), actions long (B, T) ->
+    z (B, T, E, g, g), h (N, E, g, g), z_codes long (N, g, g), logits float (N, g, g, V); N = B (T - n_cond)."""
+    n = model.cfg.n_cond
+    z, z_codes, _ = model.encode(codes)
+    h = model.temporal(z, actions)[:, n:].flatten(0, 1)
+    zc = z_codes.flatten(0, 1)
+    logits = model.prior(torch.full_like(zc, model.prior.mask_id), h.permute(0, 2, 3, 1)).float()
+    return z, h, zc, logits
+
+
 class LearningStats:
     """Does a TECO predict the next frame better than the trivial answers? Accumulated over held-out
     windows of true VQ-GAN codes, every frame's context being the true past (teacher forcing):
@@ -198,13 +210,9 @@ class LearningStats:
         was_training = model.training
         model.eval()
         try:
-            cfg, prior = model.cfg, model.prior
-            n = cfg.n_cond
-            z, z_codes, _ = model.encode(codes)
-            h = model.temporal(z, actions)[:, n:].flatten(0, 1)                 # (N, E, g, g)
-            zc = z_codes.flatten(0, 1)                                          # (N, g, g)
+            prior, n = model.prior, model.cfg.n_cond
+            z, h, zc, logits = prior_from_past(model, codes, actions)
             hc = h.permute(0, 2, 3, 1)
-            logits = prior(torch.full_like(zc, prior.mask_id), hc).float()      # (N, g, g, V)
             self._add("nll_sum", F.cross_entropy(logits.reshape(-1, prior.vocab_size), zc.reshape(-1),
                                                  reduction="sum"))
             gen = torch.Generator().manual_seed(self.seed + int(self.sums.get("tokens", 0)))
