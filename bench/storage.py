@@ -5,7 +5,8 @@
 Frames come from the embedded DMLab simulator at the default settings (300 x 64x64); if it is not
 importable, from the synthetic pan dataset (said in the output). Reads of the store and of the page-cached
 .npz files alternate over `--rounds` rounds and each keeps its best round, so a busy machine's load
-drifts cancel in the ratios. Goals (issue 14): store bytes / raw bytes <= 0.36 with the default settings;
+drifts cancel in the ratios. The store is read by StoreReader, which decodes a local shard's inner chunks
+itself (storage/shards.py); `*_via_zarr` is the same store read through zarr-python. Goals (issue 14): store bytes / raw bytes <= 0.36 with the default settings;
 random 16-frame window read, store / page-cached uncompressed .npz >= 1.0.
 """
 from __future__ import annotations
@@ -84,6 +85,9 @@ def main() -> None:
             fig[f"{name}_write_MBps"] = raw / wt / 1e6
             r = StoreReader(url)
             readers[name] = lambda i, t, r=r: r.read("video", i, t, t + args.window)
+            if (level, chunk) == DEFAULT:   # the same store read through zarr-python (the reference path)
+                z = StoreReader(url, direct=False)
+                readers[name + "_via_zarr"] = lambda i, t, z=z: z.read("video", i, t, t + args.window)
         for name, save in (("npz", np.savez), ("npz_compressed", np.savez_compressed)):
             d = os.path.join(tmp, name)
             os.makedirs(d)
@@ -107,6 +111,10 @@ def main() -> None:
                     fn(i, t)
                 best[name] = min(best[name], time.perf_counter() - t0)
         for name in readers:
+            if name.endswith("_via_zarr"):
+                fig[f"{name}_window_ms"] = 1e3 * best[name] / len(picks)
+                rows.append((name, "(same store)", "", "", fig[f"{name}_window_ms"]))
+                continue
             fig[f"{name}_read_MBps"] = win_bytes * len(picks) / best[name] / 1e6
             fig[f"{name}_window_ms"] = 1e3 * best[name] / len(picks)
             rows.append((name, fig[f"{name}_bytes"], fig[f"{name}_bytes"] / raw, fig[f"{name}_write_MBps"],
@@ -119,6 +127,7 @@ def main() -> None:
     fig["store_bytes_per_episode"] = fig[f"{ours}_bytes"] / len(eps)
     fig["window_read_store_over_npz"] = best["npz"] / best[ours]
     fig["window_read_store_over_npz_compressed"] = best["npz_compressed"] / best[ours]
+    fig["window_read_zarr_python_over_npz"] = best["npz"] / best[ours + "_via_zarr"]
     fig["write_store_over_npz"] = fig[f"{ours}_write_MBps"] / fig["npz_write_MBps"]
     fig["load_after"] = load()
     print(f"{len(eps)} episodes of {cfg.length} x {cfg.height}x{cfg.width} from {source}; random {args.window}-frame "
@@ -127,7 +136,7 @@ def main() -> None:
     print(table(rows, ("format", "bytes", "of raw", "write MB/s", "window read ms")))
     print(f"\nstore (default) per episode {fig['store_bytes_per_episode'] / 1e6:.2f} MB; window read "
           f"{fig['window_read_store_over_npz']:.2f}x page-cached .npz, {fig['window_read_store_over_npz_compressed']:.1f}x "
-          "np.savez_compressed")
+          f"np.savez_compressed; through zarr-python {fig['window_read_zarr_python_over_npz']:.2f}x .npz")
     print(goals_table(fig, GOALS))
     finish(fig, GOALS)
 

@@ -27,6 +27,7 @@ def main() -> None:
 def _serve(url: str, conn, parent: int) -> None:
     from storage import StoreWriter
     writer = StoreWriter.open(url)
+    writer.serial_compression = True   # one core: the one the simulator leaves free
     while True:
         try:
             i, shape, actions, pose, extras = conn.recv()

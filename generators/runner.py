@@ -30,7 +30,10 @@ from .spec import DatasetSpec
 log = logging.getLogger(__name__)
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-PIPELINE = 2      # tasks per actor: the next one is queued at the actor, which never waits for the driver
+# tasks per actor: the next one is queued at the actor, which never waits for the driver; with a writer
+# process one more, so the simulator never waits for a write to finish (writes of a balanced pipeline vary)
+PIPELINE = 2
+PIPELINE_OVERLAP = 3
 OVERLAP_MODES = ("auto", "on", "off")
 
 
@@ -87,9 +90,9 @@ class RunReport:
 class SimWorker:
     """One simulator for the actor's lifetime; generates episodes and has them written into the store.
 
-    overlap=True: the actor runs two tasks at once (max_concurrency=PIPELINE); while one waits for its
-    episode to be compressed and written by the actor's writer process (bgwriter), the other already
-    simulates the next one. That pays when the node has a spare core for the writer; when every core has
+    overlap=True: the actor runs three tasks at once (max_concurrency=PIPELINE_OVERLAP); while one waits
+    for its episode to be compressed and written by the actor's writer process (bgwriter) and the next
+    waits its turn at the writer, another already simulates. That pays when the node has a spare core for the writer; when every core has
     a simulator it only adds a process and a copy of the frames per episode, so then (overlap=False) the
     actor writes each episode itself, in series, with the next task already queued at the actor.
     Every simulator call runs on one thread of its own, built there too: one episode at a time, and an
@@ -100,6 +103,7 @@ class SimWorker:
         from concurrent.futures import ThreadPoolExecutor
         self.spec, self.params = spec, params
         store = StoreWriter.open(store_url)   # fail here, in the actor, if the store is not writable
+        store.serial_compression = True       # its core is the simulator's (inline) or the writer's own
         self.writer = ProcessWriter(store_url).start() if overlap else _InlineWriter(store)
         self._sim = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulator")
         self.backend = self._sim.submit(spec.make_backend, backend, params).result()
@@ -238,7 +242,8 @@ class _Pool:
     """Actors plus the bookkeeping to replace a dead one."""
 
     def __init__(self, spec, backend, params, url, n, env, overlap: bool):
-        opts = {"num_cpus": 1, "max_restarts": 0, "max_concurrency": PIPELINE if overlap else 1}
+        self.depth = PIPELINE_OVERLAP if overlap else PIPELINE   # tasks in flight per actor
+        opts = {"num_cpus": 1, "max_restarts": 0, "max_concurrency": self.depth if overlap else 1}
         if env:
             opts["runtime_env"] = {"env_vars": env}
         self.cls = ray.remote(SimWorker).options(**opts)
@@ -431,7 +436,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
 
     def submit(k: int) -> bool:
         lane = lanes[k]
-        if stop or not up[k] or len(lane) >= PIPELINE or not queue or any(inflight[r][1] in suspects for r in lane):
+        if stop or not up[k] or len(lane) >= pool.depth or not queue or any(inflight[r][1] in suspects for r in lane):
             return False
         i = queue.pop(pool.last_group.get(k))
         if i in suspects and lane:        # a suspect waits for an empty worker
@@ -449,7 +454,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
     try:
         while (queue and not stop) or inflight:
             # breadth first: every worker gets one episode before any gets its queued second
-            for depth in range(PIPELINE):
+            for depth in range(pool.depth):
                 for k in range(n):
                     if len(lanes[k]) == depth:
                         submit(k)

@@ -14,6 +14,7 @@ import zarr
 
 from . import store as _store
 from .schema import StoreError, array_specs
+from .shards import ShardPlan, plan
 
 
 class EpisodeDataError(StoreError):
@@ -37,6 +38,15 @@ class MissingEpisodeData(EpisodeDataError):
 
 class EpisodeIndex:
     """What reader and writer share about episodes (both have url, config and array())."""
+    direct = True   # False: every read and write goes through zarr-python (the reference path)
+
+    def shard_plan(self, name: str) -> ShardPlan | None:
+        """How to read and write `name` without zarr-python (storage/shards.py), or None."""
+        plans = self.__dict__.setdefault("_plans", {})
+        if name not in plans:
+            local = self.direct and not _store.is_url(self.url)
+            plans[name] = plan(os.path.join(self.url, name), self.array(name)) if local else None
+        return plans[name]
 
     def _index(self, i: int) -> int:
         i = int(i)
@@ -60,8 +70,9 @@ class EpisodeIndex:
 
 
 class StoreReader(EpisodeIndex):
-    def __init__(self, url):
+    def __init__(self, url, direct: bool = True):
         self.url = _store.normalise(url)
+        self.direct = direct
         self.group = _store.open_group(self.url, "r")
         self.config, self.meta = _store.read_meta(self.group, self.url)
         self._arrays: dict[str, zarr.Array] = {}
@@ -103,7 +114,18 @@ class StoreReader(EpisodeIndex):
                                          f"{', '.join(missing[:3])}; {todo}", i, name)
             self._present.add((name, i))
         try:
+            if arr.ndim > 1 and (p := self.shard_plan(name)) is not None:
+                lo, hi, _ = slice(t0, t1).indices(arr.shape[1])
+                if lo < hi:
+                    try:
+                        return p.window(i, lo, hi)
+                    except FileNotFoundError:   # deleted since the check: what zarr would make of it
+                        if not allow_missing:
+                            raise MissingEpisodeData(f"{self.url}: episode {i}: array '{name}' has a missing "
+                                                     "object; run `teco-store verify`", i, name) from None
             return arr[i] if arr.ndim == 1 else arr[i, t0:t1]
+        except EpisodeDataError:
+            raise
         except Exception as e:   # checksum mismatch, truncated shard, undecodable bytes
             first = (str(e).splitlines() or [""])[0][:160]
             raise EpisodeDataError(f"{self.url}: episode {i}: array '{name}' is unreadable ({type(e).__name__}: "

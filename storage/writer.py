@@ -108,6 +108,7 @@ class StoreWriter(EpisodeIndex):
         self.url, self.group, self.config = url, group, config
         self._arrays: dict[str, zarr.Array] = {}
         self._executor = None
+        self.serial_compression = False   # True: a video shard's chunks compressed one after another (one core)
         self._has_codes: bool | None = None
         self.fsync = not _store.is_url(url)   # object stores are durable once a PUT returns
 
@@ -232,7 +233,11 @@ class StoreWriter(EpisodeIndex):
         # Each write waits on zarr's I/O loop and compression; issued together they overlap (~25% less
         # wall time per episode), and the episode is incomplete until every one has finished.
         arrays = {name: self.array(name) for name in writes}
-        futures = [self._pool().submit(arrays[name].__setitem__, i, value) for name, value in writes.items()]
+        plan = self.shard_plan("video")   # the video shard without zarr-python's overhead (same bytes)
+        futures = [self._pool().submit(arrays[name].__setitem__, i, value) for name, value in writes.items()
+                   if not (name == "video" and plan)]
+        if plan:
+            plan.write(i, video, None if self.serial_compression else self._pool())
         for f in futures:
             f.result()
         self.sync_episode(i, list(writes))
