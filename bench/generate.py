@@ -3,7 +3,9 @@
     python bench/generate.py [--datasets dmlab,minecraft,habitat] [--episodes N] [--no-memory-maze]
 
 Per dataset, in one run and one process:
-  bare      the embedded backend stepping the dataset's own policy, no Ray, no storage (frames/s);
+  bare      the embedded backend stepping the dataset's own policy, no Ray, no storage (frames/s), over the
+            same episodes as the end-to-end runs with the same warm-up left out (episode 0; the first few
+            episodes of a fresh process still load JIT code, so few episodes understate the bare rate);
             measured before and after the end-to-end runs, the mean is used (load drift on a busy machine)
   gen_1w    gen-* end to end with 1 worker, steady state (first to last finished episode: cluster start-up
             and JIT excluded; the wall-clock rate is printed too)
@@ -105,7 +107,8 @@ def main() -> None:
                     help=f"comma-separated, any of {', '.join(registry.names())}")
     ap.add_argument("--episodes", type=int, default=None,
                     help="episodes per end-to-end measurement (default: 32 DMLab, 10 Minecraft/Habitat)")
-    ap.add_argument("--bare-episodes", type=int, default=4)
+    ap.add_argument("--bare-episodes", type=int, default=None,
+                    help="episodes per bare measurement (default: as many as the end-to-end runs)")
     ap.add_argument("--no-memory-maze", action="store_true")
     ap.add_argument("--memory-maze-steps", type=int, default=300)
     args = ap.parse_args()
@@ -121,7 +124,8 @@ def main() -> None:
         for name in args.datasets.split(","):
             spec, params = load_spec(name, tmp)
             n_e2e = args.episodes or (32 if name == "dmlab" else 10)
-            bare_a, warm = bare_fps(spec, params, args.bare_episodes)
+            n_bare = args.bare_episodes or n_e2e
+            bare_a, warm = bare_fps(spec, params, n_bare)
             fig[f"{name}_first_episode_s"] = warm
             if name == "habitat":
                 be = spec.make_backend("embedded", params)
@@ -132,7 +136,7 @@ def main() -> None:
                 rows.append((name, "scene load (mesh + nav grid + GPU upload)", fig["habitat_scene_load_s"], "seconds"))
             r1, per_ep = e2e(spec, params, n_e2e, 1, tmp)
             r2, _ = e2e(spec, params, n_e2e, 2, tmp)
-            bare_b, _ = bare_fps(spec, params, args.bare_episodes)
+            bare_b, _ = bare_fps(spec, params, n_bare)
             bare = (bare_a + bare_b) / 2
             length = r1.frames / r1.generated
             full = spec.default_episodes
@@ -161,7 +165,7 @@ def main() -> None:
                      (name, "gen end to end, 2 workers (steady)", r2.steady_frames_per_s,
                       f"{fig[f'{name}_gen_2w_over_1w']:.2f}x 1 worker")]
             if name == "dmlab":
-                b2 = bare_parallel_fps(spec, params, 3 * args.bare_episodes, 2)
+                b2 = bare_parallel_fps(spec, params, n_bare, 2)
                 fig["dmlab_bare_2p_fps"] = b2
                 fig["dmlab_bare_2p_over_bare"] = b2 / bare
                 fig["dmlab_gen_2w_over_bare_2p"] = r2.steady_frames_per_s / b2

@@ -37,10 +37,10 @@ class StoreConfig:
     seed: int = 0                      # base seed; episode i uses generators.seeds.episode_seed(seed, i)
     params: dict[str, Any] = field(default_factory=dict)      # policy / protocol parameters
     episode_fields: dict[str, str] = field(default_factory=dict)  # extra per-episode scalars: name -> dtype
-    # Layout, by measurement (bench/storage.py, DMLab frames): zstd-5 on 75-frame chunks stores 0.357 of
-    # raw, no more than the authors' compressed .npz download (0.360), at ~2.5x zstd-1's encode cost,
-    # which the runner's workers hide behind simulating the next episode; zstd-1 is 0.476. Larger chunks
-    # compress better but every random window read decodes a whole chunk (100 frames: +60% read CPU).
+    # Layout, by measurement (bench/storage.py, DMLab frames; FORMAT.md "Why this chunking"): zstd-5 on
+    # 75-frame chunks stores 0.379 of raw (the authors' compressed .npz download ~0.37), zstd-1 0.502 at
+    # about half the encode cost. Larger chunks compress a little better, but every random window read
+    # decodes whole chunks (100 frames: 0.376 of raw, ~70% slower windows).
     chunk_frames: int = 75             # frames per inner chunk of video/codes (one shard per episode)
     compression_level: int = 5         # zstd level
 
