@@ -17,10 +17,15 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
+# The writer yields to its simulator when they meet on a core: the simulator sets the pace, the writer
+# has slack (measured at 1 worker on 2 cores, bench conditions: +4-13% frames/s, 3 runs each)
+NICENESS = 4
+
 
 def main() -> None:
     """Child entry point: python -c '...main()' URL FD PARENT_PID."""
     url, fd, parent = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    os.nice(NICENESS)
     _serve(url, Connection(fd), parent)
 
 

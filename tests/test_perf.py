@@ -94,7 +94,7 @@ def test_only_rays_auth_enabled_notice_is_hidden():
 
 
 def test_process_writer_writes_the_same_bytes_reports_errors_and_survives_its_child(tmp_path):
-    from generators.bgwriter import ProcessWriter
+    from generators.bgwriter import NICENESS, ProcessWriter
     from storage import StoreError
     cfg = config(episodes=3)
     url = str(tmp_path / "p.zarr")
@@ -106,6 +106,8 @@ def test_process_writer_writes_the_same_bytes_reports_errors_and_survives_its_ch
         w.write_episode(0, v, acts, pose)
         with pytest.raises(StoreError, match="action ids outside"):     # the child's error, raised here
             w.write_episode(1, v, np.full(cfg.length, 9), pose)
+        mine = os.getpriority(os.PRIO_PROCESS, 0)                       # it yields to the simulator
+        assert os.getpriority(os.PRIO_PROCESS, w._proc.pid) == min(19, mine + NICENESS) > mine or mine == 19
         w._proc.kill()                                                  # a dead child is replaced
         w._proc.wait()
         w.write_episode(2, v, acts, pose)
