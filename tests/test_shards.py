@@ -112,3 +112,17 @@ def test_other_layouts_are_left_to_zarr(tmp_path):
     split = g.create_array("split", shape=(2, 16, 4), chunks=(1, 8, 2), shards=(1, 16, 4), dtype="uint8")
     for a in (gz, plain, split):
         assert plan(str(tmp_path / "g.zarr" / a.basename), a) is None, a.basename
+
+
+def test_a_failed_shard_write_keeps_the_old_shard_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    url = str(tmp_path / "s.zarr")
+    w = make(url)
+    before = open(shard(url, 1), "rb").read()
+
+    def boom(self, buf):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr("numcodecs.zstd.Zstd.encode", boom)
+    with pytest.raises(OSError, match="No space"):
+        w.write_episode(1, structured_frames(T, H, W, 7), np.arange(T) % 2, np.zeros((T, 4)))
+    assert open(shard(url, 1), "rb").read() == before
+    assert os.listdir(os.path.dirname(shard(url, 1))) == ["0"]
