@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # first on the path, ahead of bench/ itself: bench/storage.py must not shadow the storage package
@@ -26,6 +27,22 @@ def load() -> str:
         return f"load average {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count()} cores"
     except OSError:
         return "load average unknown"
+
+
+def wait_quiet(busy: float = 0.25, longest: float = 30.0) -> float:
+    """Wait until the machine's CPUs are below `busy` utilisation over a second (e.g. a Ray cluster that
+    just started still has its idle workers importing for seconds), at most `longest` s; -> seconds waited."""
+    def times():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]   # total, idle + iowait
+    t0 = time.time()
+    while time.time() - t0 < longest:
+        (a, ia), _ = times(), time.sleep(1.0)
+        b, ib = times()
+        if b > a and 1 - (ib - ia) / (b - a) < busy:
+            break
+    return time.time() - t0
 
 
 def goals_table(fig: dict, goals: dict[str, tuple[str, float, str]]) -> str:

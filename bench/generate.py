@@ -29,7 +29,7 @@ import time
 # the repository root first, also when PYTHONPATH names it: else bench/storage.py shadows storage/
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import finish, goals_table, load, table  # noqa: E402
+from common import finish, goals_table, load, table, wait_quiet  # noqa: E402
 
 from generators import registry  # noqa: E402
 
@@ -138,6 +138,7 @@ def main() -> None:
             spec, params = load_spec(name, tmp)
             n_e2e = args.episodes or (32 if name == "dmlab" else 10)
             n_bare = args.bare_episodes or n_e2e
+            fig[f"{name}_waited_for_quiet_s"] = wait_quiet()   # Ray's start-up, the last dataset's writers
             bare_a, warm = bare_fps(spec, params, n_bare)
             fig[f"{name}_first_episode_s"] = warm
             if name == "habitat":
@@ -149,6 +150,7 @@ def main() -> None:
                 rows.append((name, "scene load (mesh + nav grid + GPU upload)", fig["habitat_scene_load_s"], "seconds"))
             r1, per_ep = e2e(spec, params, n_e2e, 1, tmp)
             r2, _ = e2e(spec, params, n_e2e, 2, tmp)
+            wait_quiet()
             bare_b, _ = bare_fps(spec, params, n_bare)
             bare = (bare_a + bare_b) / 2
             length = r1.frames / r1.generated
