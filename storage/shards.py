@@ -26,12 +26,12 @@ _ZSTD = Zstd()           # decoding needs no level
 
 
 class ShardCorrupt(ValueError):
-    """A checksum mismatch, a cut-short shard or an undecodable chunk."""
+    """A checksum mismatch or a cut-short shard (the reader names the episode and array)."""
 
 
 @dataclass(frozen=True)
 class ShardPlan:
-    """What reading a window of a sharded array takes: the array's folder and its chunk geometry."""
+    """How to read and write one episode's shard of an array: its folder, chunk geometry and codec."""
     folder: str                  # <store>/<array>
     inner: tuple[int, ...]       # inner chunk shape, axis 0 = episode (1)
     per_shard: tuple[int, ...]   # inner chunks per shard along each axis
@@ -72,7 +72,6 @@ class ShardPlan:
         finally:
             os.close(fd)
         return out
-
 
     def encode(self, episode: np.ndarray, pool=None) -> list:
         """The shard of one whole episode (array[i] = episode) as zarr writes it, as a list of buffers:
