@@ -173,7 +173,10 @@ def test_interrupted_driver_resumes(reference, tmp_path, ray_home, sig):
     # 12 episodes of >= 1 s each: with a writer process 3 run at once, so this leaves seconds to interrupt in
     args = ["--episodes", "12", "--out", url, "--length", "20", "--resolution", "16", "--workers", "1", "--no-progress"]
     cmd, env = cli(args, ray_home, TECO_FAULTS="delay:1.0")
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Ctrl-C as a terminal delivers it: a test run started in the background (`cmd &`) ignores SIGINT, and
+    # its children would inherit that
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -195,7 +198,7 @@ def test_interrupted_driver_resumes(reference, tmp_path, ray_home, sig):
         time.sleep(0.5)
     assert not alive(started), f"left running: {sorted(alive(started))}"
     done = int(StoreReader(url).complete_mask().sum())
-    assert 2 <= done < 12
+    assert 2 <= done < 12, (p.returncode, p.stderr.read().decode()[-3000:])
     if sig in ("int", "term"):
         err = p.stderr.read()
         assert p.returncode == 130 and b"rerun the same command to resume" in err
