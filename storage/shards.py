@@ -1,7 +1,7 @@
 """One episode's shard file on a local disk, read and written without zarr-python.
 
 zarr-python spends 2-3.5 ms of Python and asyncio per window read around a ~1.5-2 ms decode (a random
-16-frame training window was slower than the authors' uncompressed .npz files) and ~10 ms of CPU per
+16-frame training window was slower than the authors' uncompressed .npz files) and ~15 ms of CPU per
 episode written around the compression. For the one layout this toolkit makes (FORMAT.md: an episode per
 shard, index at the end, inner chunks `bytes -> zstd -> crc32c`, index `bytes -> crc32c`) this module
 reads the index and only the inner chunks a window needs with `os.pread`, checking both checksums, and
