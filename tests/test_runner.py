@@ -230,14 +230,16 @@ def test_disk_full_stops_with_clear_error_and_resumes(reference, tmp_path, monke
     monkeypatch.setenv("TECO_FAULTS", "enospc:3")
     url = tmp_path / "full.zarr"
     with pytest.raises(StoreError, match="no space left.*rerun the same command"):
-        run(url, 6, workers=1)
+        run(url, 8, workers=1)
     r = StoreReader(url)
     done = r.complete_indices().tolist()
-    # episode 4 may already be in flight behind 3 (two tasks per worker) and finishes: nothing new is handed out
-    assert done in ([0, 1, 2], [0, 1, 2, 4]) and verify(str(url), progress=False).ok   # complete stays intact
+    # episodes 4 and 5 may already be in flight behind 3 (up to three tasks per worker) and finish; nothing
+    # new is handed out after the failure
+    assert done[:3] == [0, 1, 2] and set(done[3:]) <= {4, 5}
+    assert verify(str(url), progress=False).ok   # complete stays intact
     monkeypatch.delenv("TECO_FAULTS")      # space freed
-    rep = run(url, 6)
-    assert rep.generated == 6 - len(done) and same_bytes(reference, url, 6)
+    rep = run(url, 8)
+    assert rep.generated == 8 - len(done) and same_bytes(reference, url, 6)
 
 
 def test_full_disk_in_the_driver_stops_with_clear_error(reference, tmp_path, monkeypatch):
