@@ -38,9 +38,10 @@ def wait_quiet(busy: float = 0.25, longest: float = 30.0) -> float:
         return sum(v), v[3] + v[4]   # total, idle + iowait
     t0 = time.time()
     while time.time() - t0 < longest:
-        (a, ia), _ = times(), time.sleep(1.0)
-        b, ib = times()
-        if b > a and 1 - (ib - ia) / (b - a) < busy:
+        total, idle = times()
+        time.sleep(1.0)
+        total2, idle2 = times()
+        if total2 > total and 1 - (idle2 - idle) / (total2 - total) < busy:
             break
     return time.time() - t0
 

@@ -41,28 +41,33 @@ GOALS = {"dmlab_gen_1w_over_bare": (">=", 0.95, "DMLab gen 1 worker / bare simul
          "habitat_gen_1w_over_bare": (">=", 0.97, "Habitat gen 1 worker / bare")}
 
 
-def bare_fps(spec, params, episodes: int) -> tuple[float, float]:
-    """(frames/s, seconds of the first episode: construction, JIT and scene load included)."""
-    t0 = time.perf_counter()
+def _bare_run(spec, params, episodes: int, ready=None) -> tuple[int, float, float, float]:
+    """The embedded backend alone: episode 0 warms it up (construction, JIT, scene load), `ready()` is
+    called, then episodes 1..episodes run. -> (frames, start, end, warm-up seconds); times from time.time()."""
+    t0 = time.time()
     backend = spec.make_backend("embedded", params)
     spec.episode(backend, 0, 0, params)
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    warm = time.time() - t0
+    if ready is not None:
+        ready()
+    start = time.time()
     frames = sum(len(spec.episode(backend, i, 0, params).video) for i in range(1, episodes + 1))
-    fps = frames / (time.perf_counter() - t0)
+    end = time.time()
     backend.close()
-    return fps, warm
+    return frames, start, end, warm
+
+
+def bare_fps(spec, params, episodes: int) -> tuple[float, float]:
+    """(frames/s, seconds of the first episode: construction, JIT and scene load included)."""
+    frames, start, end, warm = _bare_run(spec, params, episodes)
+    return frames / (end - start), warm
 
 
 def _bare_worker(args):
-    """One bare simulator: warm up, wait for the others, run `episodes`; -> (frames, end time)."""
+    """One of bare_parallel_fps's simulators: warm up, wait for the others; -> (frames, end time)."""
     name, params, episodes, barrier = args
-    spec = registry.get(name)
-    backend = spec.make_backend("embedded", params)
-    spec.episode(backend, 0, 0, params)
-    barrier.wait()
-    frames = sum(len(spec.episode(backend, i, 0, params).video) for i in range(1, episodes + 1))
-    return frames, time.time()
+    frames, _, end, _ = _bare_run(registry.get(name), params, episodes, ready=barrier.wait)
+    return frames, end
 
 
 def bare_parallel_fps(spec, params, episodes: int, procs: int) -> float:

@@ -92,9 +92,10 @@ class SimWorker:
 
     overlap=True: the actor runs three tasks at once (max_concurrency=PIPELINE_OVERLAP); while one waits
     for its episode to be compressed and written by the actor's writer process (bgwriter) and the next
-    waits its turn at the writer, another already simulates. That pays when the node has a spare core for the writer; when every core has
-    a simulator it only adds a process and a copy of the frames per episode, so then (overlap=False) the
-    actor writes each episode itself, in series, with the next task already queued at the actor.
+    waits its turn at the writer, another already simulates. That pays when the node has a spare core for
+    the writer; when every core has a simulator it only adds a process and a copy of the frames per
+    episode, so then (overlap=False) the actor writes each episode itself, in series, with the next task
+    already queued at the actor.
     Every simulator call runs on one thread of its own, built there too: one episode at a time, and an
     OpenGL context (Habitat, Minecraft) stays current on the thread that made it. A task returns only
     once its episode is written, so the driver's "returned => mark complete" rule is unchanged."""

@@ -120,7 +120,7 @@ def _checked(data: bytes, what: str) -> memoryview:
     if len(data) < 4:
         raise ShardCorrupt(f"{what} is cut short")
     body = memoryview(data)[:-4]
-    if google_crc32c.value(np.frombuffer(body, np.uint8)) != int.from_bytes(data[-4:], "little"):
+    if _crc(body) != data[-4:]:
         raise ShardCorrupt(f"{what}: crc32c checksum mismatch")
     return body
 
