@@ -59,7 +59,9 @@ def goals_table(fig: dict, goals: dict[str, tuple[str, float, str]]) -> str:
 
 def finish(figures: dict, goals: dict | None = None) -> None:
     """The last line of every benchmark: one JSON object with every figure and ratio (and the goals)."""
-    out = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in figures.items()}
+    def r(v):
+        return round(v, 6) if isinstance(v, float) else [r(x) for x in v] if isinstance(v, list) else v
+    out = {k: r(v) for k, v in figures.items()}
     if goals:
         out["goals"] = {k: f"{op} {t}" for k, (op, t, _) in goals.items()}
     print(json.dumps(out), flush=True)

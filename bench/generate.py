@@ -2,17 +2,22 @@
 
     python bench/generate.py [--datasets dmlab,minecraft,habitat] [--episodes N] [--no-memory-maze]
 
-Per dataset, in one run and one process:
+Per dataset, in one run and one process, `--rounds` times over (this VM's speed drifts by tens of percent
+within minutes, so each ratio is taken between measurements made next to each other, and the figure is the
+median of the rounds; every round's value is in the JSON too):
   bare      the embedded backend stepping the dataset's own policy, no Ray, no storage (frames/s), over the
             same episodes as the end-to-end runs with the same warm-up left out (episode 0; the first few
-            episodes of a fresh process still load JIT code, so few episodes understate the bare rate);
-            measured before and after the end-to-end runs, the mean is used (load drift on a busy machine)
+            episodes of a fresh process still load JIT code, so few episodes understate the bare rate)
   gen_1w    gen-* end to end with 1 worker, steady state (first to last finished episode: cluster start-up
             and JIT excluded; the wall-clock rate is printed too)
   gen_2w    the same with 2 workers on this machine; episodes per core-hour and the core-hours of the full
             dataset (40k DMLab, 200k Minecraft / Habitat) come from it: every core busy, as on a cluster
   bare_2p   the bare backend in 2 processes at once: the machine's own ceiling for 2 workers (DMLab)
-  store     bytes per episode of the gen_1w store (default settings) and the full dataset extrapolated
+Once per dataset:
+  write CPU the store writer's CPU time per episode (compression + crc + file), in this process; with every
+            core simulating, each core also compresses its episodes, so 2 workers / 2 bare processes cannot
+            exceed simulate / (simulate + write CPU): printed as the CPU-budget bound (DMLab)
+  store     bytes per episode of a gen_1w store (default settings) and the full dataset extrapolated
   memory-maze 9x9 at 64x64 with random actions, a pip-installable MuJoCo maze, for comparison (if installed)
 Goals (issue 14): DMLab gen 1 worker / bare >= 0.95, gen 2 workers / 2 bare processes >= 0.85;
 Minecraft and Habitat gen 1 worker / bare >= 0.97.
@@ -25,6 +30,8 @@ import shutil
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 # the repository root first, also when PYTHONPATH names it: else bench/storage.py shadows storage/
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,6 +91,29 @@ def bare_parallel_fps(spec, params, episodes: int, procs: int) -> float:
     return sum(f for f, _ in done) / (max(t for _, t in done) - t0)
 
 
+def write_cpu_ms(spec, params, episodes: int, tmp: str) -> float:
+    """CPU milliseconds the store writer spends per episode (as a gen worker writes: serial compression),
+    the least of `episodes` writes."""
+    from storage import StoreWriter
+    backend = spec.make_backend("embedded", params)
+    eps = [spec.episode(backend, i, 0, params) for i in range(episodes)]
+    backend.close()
+    url = os.path.join(tmp, f"{spec.name}_write.zarr")
+    w = StoreWriter.create(url, spec.store_config(params, "embedded", episodes, 0))
+    w.serial_compression = True
+    best = float("inf")
+    for i, e in enumerate(eps):
+        t0 = time.process_time()
+        w.write_episode(i, e.video, e.actions, e.pose, fresh=True, **e.extras)
+        best = min(best, time.process_time() - t0)
+    shutil.rmtree(url, ignore_errors=True)
+    return 1000 * best
+
+
+def median(xs: list[float]) -> float:
+    return float(np.median(xs))
+
+
 def du(path: str) -> int:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
@@ -127,6 +157,8 @@ def main() -> None:
                     help="episodes per end-to-end measurement (default: 32 DMLab, 10 Minecraft/Habitat)")
     ap.add_argument("--bare-episodes", type=int, default=None,
                     help="episodes per bare measurement (default: as many as the end-to-end runs)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="bare / end-to-end measurements alternated this many times; figures are their medians")
     ap.add_argument("--no-memory-maze", action="store_true")
     ap.add_argument("--memory-maze-steps", type=int, default=300)
     args = ap.parse_args()
@@ -145,7 +177,6 @@ def main() -> None:
             n_bare = args.bare_episodes or n_e2e
             fig[f"{name}_waited_for_quiet_s"] = wait_quiet()   # Ray's start-up, the last dataset's writers
             _, warm = bare_fps(spec, params, max(1, n_bare // 10))   # a fresh process's first run is slower
-            bare_a, _ = bare_fps(spec, params, n_bare)
             fig[f"{name}_first_episode_s"] = warm
             if name == "habitat":
                 be = spec.make_backend("embedded", params)
@@ -154,22 +185,35 @@ def main() -> None:
                 fig["habitat_scene_load_s"] = time.perf_counter() - t0
                 be.close()
                 rows.append((name, "scene load (mesh + nav grid + GPU upload)", fig["habitat_scene_load_s"], "seconds"))
-            r1, per_ep = e2e(spec, params, n_e2e, 1, tmp)
-            r2, _ = e2e(spec, params, n_e2e, 2, tmp)
-            wait_quiet()
-            bare_b, _ = bare_fps(spec, params, n_bare)
-            bare = (bare_a + bare_b) / 2
+            bares, r1s, r2s, b2s = [], [], [], []
+            for _ in range(args.rounds):
+                wait_quiet()
+                bares.append(bare_fps(spec, params, n_bare)[0])
+                r1, per_ep = e2e(spec, params, n_e2e, 1, tmp)
+                r1s.append(r1)
+                r2s.append(e2e(spec, params, n_e2e, 2, tmp)[0])
+                if name == "dmlab":
+                    wait_quiet()
+                    b2s.append(bare_parallel_fps(spec, params, n_bare, 2))
+            write_ms = write_cpu_ms(spec, params, 4, tmp)
+            g1s = [r.steady_frames_per_s / b for r, b in zip(r1s, bares)]
+            bare = median(bares)
+            gen1, gen2 = median([r.steady_frames_per_s for r in r1s]), median([r.steady_frames_per_s for r in r2s])
             length = r1.frames / r1.generated
+            sim_ms = 1000 * length / bare
             full = spec.default_episodes
-            eps_core_h = r2.steady_frames_per_s / length * 3600 / 2
+            eps_core_h = gen2 / length * 3600 / 2
             fig.update({
-                f"{name}_bare_fps": bare, f"{name}_bare_fps_before": bare_a, f"{name}_bare_fps_after": bare_b,
-                f"{name}_gen_1w_fps": r1.steady_frames_per_s, f"{name}_gen_1w_wall_fps": r1.frames_per_s,
-                f"{name}_gen_1w_over_bare": r1.steady_frames_per_s / bare,
-                f"{name}_gen_2w_fps": r2.steady_frames_per_s,
-                f"{name}_gen_2w_over_1w": r2.steady_frames_per_s / r1.steady_frames_per_s,
-                f"{name}_worker_sim_ms_per_episode": 1000 * r1.sim_seconds / r1.generated,
-                f"{name}_worker_write_ms_per_episode": 1000 * r1.write_seconds / r1.generated,
+                f"{name}_bare_fps": bare, f"{name}_bare_fps_rounds": bares,
+                f"{name}_gen_1w_fps": gen1, f"{name}_gen_1w_wall_fps": median([r.frames_per_s for r in r1s]),
+                f"{name}_gen_1w_over_bare": median(g1s), f"{name}_gen_1w_over_bare_rounds": g1s,
+                f"{name}_gen_2w_fps": gen2,
+                f"{name}_gen_2w_over_1w": median([r2.steady_frames_per_s / r1.steady_frames_per_s
+                                                  for r1, r2 in zip(r1s, r2s)]),
+                f"{name}_worker_sim_ms_per_episode": median([1000 * r.sim_seconds / r.generated for r in r1s]),
+                f"{name}_worker_write_ms_per_episode": median([1000 * r.write_seconds / r.generated for r in r1s]),
+                f"{name}_bare_sim_ms_per_episode": sim_ms,
+                f"{name}_write_cpu_ms_per_episode": write_ms,
                 f"{name}_episodes_per_core_hour": eps_core_h,
                 f"{name}_full_dataset_episodes": full,
                 f"{name}_full_dataset_core_hours": full / eps_core_h,
@@ -177,22 +221,29 @@ def main() -> None:
                 f"{name}_full_dataset_store_GB": per_ep * full / 1e9,
             })
             g1 = GOALS.get(f"{name}_gen_1w_over_bare")
-            rows += [(name, "bare backend + policy (mean of before/after)", bare, f"{bare_a:.0f} / {bare_b:.0f}"),
-                     (name, "gen end to end, 1 worker (steady)", r1.steady_frames_per_s,
-                      f"{fig[f'{name}_gen_1w_over_bare']:.2f}x bare (goal {g1[0]} {g1[1]}); "
-                      f"wall clock incl. start-up {r1.frames_per_s:.0f}/s"),
+            spread = lambda xs: " / ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+            rows += [(name, f"bare backend + policy (median of {args.rounds})", bare,
+                      " / ".join(f"{x:.0f}" for x in bares)),
+                     (name, "gen end to end, 1 worker (steady)", gen1,
+                      f"{fig[f'{name}_gen_1w_over_bare']:.2f}x bare (goal {g1[0]} {g1[1]}; rounds {spread(g1s)}); "
+                      f"wall clock incl. start-up {fig[f'{name}_gen_1w_wall_fps']:.0f}/s"),
                      (name, "  in the worker: simulate / write ms per episode (overlapped)",
                       fig[f"{name}_worker_sim_ms_per_episode"], f"{fig[f'{name}_worker_write_ms_per_episode']:.1f} ms write"),
-                     (name, "gen end to end, 2 workers (steady)", r2.steady_frames_per_s,
+                     (name, "  bare: simulate ms / store writer CPU ms per episode", sim_ms, f"{write_ms:.1f} ms write CPU"),
+                     (name, "gen end to end, 2 workers (steady)", gen2,
                       f"{fig[f'{name}_gen_2w_over_1w']:.2f}x 1 worker")]
             if name == "dmlab":
-                b2 = bare_parallel_fps(spec, params, n_bare, 2)
-                fig["dmlab_bare_2p_fps"] = b2
-                fig["dmlab_bare_2p_over_bare"] = b2 / bare
-                fig["dmlab_gen_2w_over_bare_2p"] = r2.steady_frames_per_s / b2
-                rows.append((name, "bare, 2 processes (hardware ceiling)", b2,
-                             f"{b2 / bare:.2f}x bare; gen 2 workers reach {fig['dmlab_gen_2w_over_bare_2p']:.2f}x of it "
-                             "(goal >= 0.85)"))
+                b2 = median(b2s)
+                g2s = [r.steady_frames_per_s / b for r, b in zip(r2s, b2s)]
+                bound = sim_ms / (sim_ms + write_ms)
+                fig.update({"dmlab_bare_2p_fps": b2, "dmlab_bare_2p_fps_rounds": b2s, "dmlab_bare_2p_over_bare": b2 / bare,
+                            "dmlab_gen_2w_over_bare_2p": median(g2s), "dmlab_gen_2w_over_bare_2p_rounds": g2s,
+                            "dmlab_gen_2w_cpu_bound": bound})
+                rows += [(name, "bare, 2 processes (hardware ceiling)", b2,
+                          f"{b2 / bare:.2f}x bare; gen 2 workers reach {fig['dmlab_gen_2w_over_bare_2p']:.2f}x of it "
+                          f"(goal >= 0.85; rounds {spread(g2s)})"),
+                         (name, "  CPU-budget bound for 2 workers / 2 bare: sim / (sim + write CPU)", bound,
+                          "every core simulates and compresses")]
                 if not args.no_memory_maze:
                     try:
                         mm = memory_maze_fps(args.memory_maze_steps)
@@ -200,7 +251,7 @@ def main() -> None:
                         print(f"memory-maze not installed ({e}); pip install -e '.[bench]'")
                     else:
                         fig["memory_maze_fps"] = mm
-                        fig["dmlab_gen_1w_over_memory_maze"] = r1.steady_frames_per_s / mm
+                        fig["dmlab_gen_1w_over_memory_maze"] = gen1 / mm
                         rows.append(("memory-maze", "9x9, 64x64, random actions", mm,
                                      f"gen 1 worker is {fig['dmlab_gen_1w_over_memory_maze']:.1f}x"))
             sizes.append((name, f"{fig[f'{name}_store_MB_per_episode']:.2f}", full,

@@ -23,11 +23,6 @@ import sys
 import numpy as np
 
 
-def _cohorts(gaps: np.ndarray, cut: int, long: int) -> dict[str, np.ndarray]:
-    from teco.revisit import memory_frames
-    return {"memory": memory_frames(gaps, cut, long), "recent": (gaps >= 1) & (gaps <= cut), "novel": gaps < 0}
-
-
 def frame_nll(model, codes, actions):
     """Per-frame prior NLL (nats per token) of TECO's latent codes, every token masked:
     codes long (B, T, G, G), actions long (B, T) -> (B, T - n_cond)."""
@@ -48,7 +43,7 @@ def ablate(run_dir: str, cut: int, episodes: int | None = None, batch: int = 8, 
     import torch
     from tqdm import tqdm
     from storage import StoreReader
-    from teco.revisit import last_seen_gaps, tolerances
+    from teco.revisit import gap_cohorts, last_seen_gaps, tolerances
     from teco.sample import load_teco
 
     model, _, info = load_teco(run_dir)
@@ -83,7 +78,7 @@ def ablate(run_dir: str, cut: int, episodes: int | None = None, batch: int = 8, 
         n = cfg.n_cond
         for b, (e, s) in enumerate(chunk):
             gaps = last_seen_gaps(np.asarray(reader.read("pose", e, s, s + T)), radius, yaw)[n:]
-            masks = {**_cohorts(gaps, cut, own), "all": np.ones_like(gaps, bool)}
+            masks = {**gap_cohorts(gaps, cut, own), "all": np.ones_like(gaps, bool)}
             for g, m in masks.items():
                 counts[g] += int(m.sum())
                 for mode in ("full", "cut"):

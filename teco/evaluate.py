@@ -47,7 +47,7 @@ from storage import StoreError, StoreReader
 
 from .episodes import EpisodeUnreadable, missing_objects, read_checked
 from .metrics import LearningStats, LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize
-from .revisit import RevisitStats, last_seen_gaps, match_revisits, tolerances
+from .revisit import RevisitStats, gap_cohorts, last_seen_gaps, match_revisits, tolerances
 from .runlog import resolve_device
 from .runs import write_json
 from .sample import Sampler
@@ -267,9 +267,7 @@ class Evaluation:
                 if stats is not None:
                     for b in range(video.shape[0]):
                         gaps = last_seen_gaps(pose[b], self.revisit["radius"], self.revisit["yaw_tolerance"])[cond:]
-                        in_ctx = np.ones_like(gaps, bool) if long is None else gaps <= long
-                        masks = {"memory": (gaps > self.short_context) & in_ctx, "novel": gaps < 0,
-                                 "recent": (gaps >= 1) & (gaps <= self.short_context)}
+                        masks = gap_cohorts(gaps, self.short_context, long)
                         for g in groups:
                             run_masks[g].append(torch.from_numpy(masks[g]))
                         matches = match_revisits(pose[b, :cond], pose[b, cond:], self.revisit["radius"],

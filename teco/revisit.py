@@ -125,13 +125,16 @@ def last_seen_gaps(pose: np.ndarray, radius: float, yaw_tol: float, after_leavin
     return gaps
 
 
-def memory_frames(gaps: np.ndarray, short: int, long: int | None) -> np.ndarray:
-    """bool mask of frames whose place was last seen more than `short` frames ago (outside a short
-    model's context) but at most `long` frames ago (inside the long model's; None = any distance)."""
+def gap_cohorts(gaps: np.ndarray, short: int, long: int | None) -> dict[str, np.ndarray]:
+    """bool masks of the frames by when their place was last seen (gaps from last_seen_gaps):
+    "memory": more than `short` frames ago (outside a short model's context) but at most `long` ago (inside
+    the long model's; None = any distance; long <= short leaves it empty); "recent": 1..short frames ago;
+    "novel": never before."""
     gaps = np.asarray(gaps)
-    if short < 0 or (long is not None and long <= short):
-        raise ValueError(f"need 0 <= short < long, got short={short}, long={long}")
-    return (gaps > short) & ((gaps <= long) if long is not None else True)
+    if short < 0:
+        raise ValueError(f"the short context must be >= 0, got {short}")
+    memory = (gaps > short) & ((gaps <= long) if long is not None else True)
+    return {"memory": memory, "recent": (gaps >= 1) & (gaps <= short), "novel": gaps < 0}
 
 
 def revisit_signal(poses, radius: float, yaw_tol: float, bins=((1, 16), (17, 144), (145, None))) -> dict:

@@ -100,13 +100,17 @@ def test_last_seen_gaps_any_and_after_leaving():
         last_seen_gaps(np.zeros((3, 3)), 25.0, 20.0)
 
 
-def test_memory_frames_and_revisit_signal():
-    from teco.revisit import memory_frames, revisit_signal
+def test_gap_cohorts_and_revisit_signal():
+    from teco.revisit import gap_cohorts, revisit_signal
     gaps = np.array([-1, 1, 16, 17, 30, 47, 48, 200])
-    assert memory_frames(gaps, 16, 47).tolist() == [False, False, False, True, True, True, False, False]
-    assert memory_frames(gaps, 16, None).tolist() == [False, False, False, True, True, True, True, True]
+    c = gap_cohorts(gaps, 16, 47)
+    assert c["memory"].tolist() == [False, False, False, True, True, True, False, False]
+    assert c["recent"].tolist() == [False, True, True, False, False, False, False, False]
+    assert c["novel"].tolist() == [True] + [False] * 7
+    assert gap_cohorts(gaps, 16, None)["memory"].tolist() == [False, False, False, True, True, True, True, True]
+    assert not gap_cohorts(gaps, 16, 16)["memory"].any()   # the long model sees no further than the short
     with pytest.raises(ValueError):
-        memory_frames(gaps, 16, 16)
+        gap_cohorts(gaps, -1, 16)
     pose = _walk([(0, 0), (5, 10), (500, 0), (900, 0), (1300, 0), (0, 350), (0, 0)])
     s = revisit_signal([pose, pose], 25.0, 20.0, bins=((1, 1), (2, 4), (5, None)))
     assert s["episodes"] == 2 and s["frames"] == 14

@@ -44,6 +44,18 @@ def _is_solid(solid, ix, iy):
 
 
 @njit(cache=True)
+def _slab(lo, hi, p, d):
+    """Fractions t at which p + t * d enters and leaves the open interval (lo, hi); (inf, -inf) if never."""
+    if d > 0:
+        return (lo - p) / d, (hi - p) / d
+    if d < 0:
+        return (hi - p) / d, (lo - p) / d
+    if lo < p < hi:
+        return -np.inf, np.inf
+    return np.inf, -np.inf
+
+
+@njit(cache=True)
 def _sweep(solid, x, y, dx, dy):
     """First contact of the player box moving by (dx, dy): (fraction in [0, 1], axis 0/1), or (2.0, -1)."""
     h = BOX_HALF
@@ -59,22 +71,8 @@ def _sweep(solid, x, y, dx, dy):
             # Minkowski box of this wall cell around the player's centre point
             bx0, bx1 = ix * CELL_SIZE - h, (ix + 1) * CELL_SIZE + h
             by0, by1 = iy * CELL_SIZE - h, (iy + 1) * CELL_SIZE + h
-            if dx > 0:
-                tx0, tx1 = (bx0 - x) / dx, (bx1 - x) / dx
-            elif dx < 0:
-                tx0, tx1 = (bx1 - x) / dx, (bx0 - x) / dx
-            elif bx0 < x < bx1:
-                tx0, tx1 = -np.inf, np.inf
-            else:
-                continue
-            if dy > 0:
-                ty0, ty1 = (by0 - y) / dy, (by1 - y) / dy
-            elif dy < 0:
-                ty0, ty1 = (by1 - y) / dy, (by0 - y) / dy
-            elif by0 < y < by1:
-                ty0, ty1 = -np.inf, np.inf
-            else:
-                continue
+            tx0, tx1 = _slab(bx0, bx1, x, dx)
+            ty0, ty1 = _slab(by0, by1, y, dy)
             t0, t1 = max(tx0, ty0), min(tx1, ty1)
             if t0 < t1 and t1 > 0.0 and t0 <= 1.0 and t0 < best:
                 best = max(t0, 0.0)

@@ -234,35 +234,30 @@ def _hit_lily(tex, tile, blk, t, t_exit, px, py, pz, dx, dy, dz, ix, iy, iz):
 
 
 @njit(cache=True, inline="always")   # inlined at numba level: no call in the pixel loop
-def _hit_cross(tex, tile, blk, t, t_exit, px, py, pz, dx, dy, dz, ix, iy, iz):
-    """(hit, distance, r, g, b) of a cross-shaped plant: the nearer of two diagonal planes."""
-    best = 1e30
-    r = 0.0
-    g = 0.0
-    b = 0.0
-    den = dx - dz
+def _hit_plant_plane(tex, tile, blk, t, t_exit, best, num, den, px, py, dx, dy, ix, iy):
+    """(hit, distance, r, g, b) of one diagonal plane of a cross plant, (x - ix) +- (z - iz) = const,
+    where the ray meets it at num / den: a hit only if opaque and nearer than `best`."""
     if den != 0:
-        tp = ((ix - px) - (iz - pz)) / den
-        if tp >= t and tp <= t_exit:
-            c = _texel(tex, tile[blk, 2], px + tp * dx - ix, py + tp * dy - iy)
-            if c[3] > 127:
-                best = tp
-                r = c[0] * 0.9
-                g = c[1] * 0.9
-                b = c[2] * 0.9
-    den = dx + dz
-    if den != 0:
-        tp = (1.0 + (ix - px) + (iz - pz)) / den
+        tp = num / den
         if tp >= t and tp <= t_exit and tp < best:
             c = _texel(tex, tile[blk, 2], px + tp * dx - ix, py + tp * dy - iy)
             if c[3] > 127:
-                best = tp
-                r = c[0] * 0.9
-                g = c[1] * 0.9
-                b = c[2] * 0.9
-    if best < 1e30:
+                return True, tp, c[0] * 0.9, c[1] * 0.9, c[2] * 0.9
+    return False, best, 0.0, 0.0, 0.0
+
+
+@njit(cache=True, inline="always")   # inlined at numba level: no call in the pixel loop
+def _hit_cross(tex, tile, blk, t, t_exit, px, py, pz, dx, dy, dz, ix, iy, iz):
+    """(hit, distance, r, g, b) of a cross-shaped plant: the nearer of two diagonal planes."""
+    hit1, best, r, g, b = _hit_plant_plane(tex, tile, blk, t, t_exit, 1e30, (ix - px) - (iz - pz), dx - dz,
+                                           px, py, dx, dy, ix, iy)
+    hit2, tp, r2, g2, b2 = _hit_plant_plane(tex, tile, blk, t, t_exit, best, 1.0 + (ix - px) + (iz - pz),
+                                            dx + dz, px, py, dx, dy, ix, iy)
+    if hit2:
+        return True, tp, r2, g2, b2
+    if hit1:
         return True, best, r, g, b
-    return False, t, r, g, b
+    return False, t, 0.0, 0.0, 0.0
 
 
 @njit(cache=True, inline="always")   # inlined at numba level: no call in the pixel loop
