@@ -166,3 +166,32 @@ def test_spec_flags_params_and_validation(scenes, tmp_path):
     assert params["scene_sha256"] == [hashlib.sha256(open(scenes[0], "rb").read()).hexdigest()]
     with pytest.raises(ValueError):
         SPEC.params(p.parse_args(["--scenes", scenes[0], "--max-goal-dist", "0.5"]))
+
+
+_GL_THREADS = """
+import glob
+from generators.habitat.render import Renderer
+r = Renderer(32, 32, 90.0)
+print(r.ctx.info["GL_RENDERER"])
+print(sum(open(f).read().startswith("llvmpipe") for f in glob.glob("/proc/self/task/*/comm")))
+"""
+
+
+@pytest.mark.parametrize("preset, threads", [(None, 0), ("2", 2)])
+def test_renderer_keeps_gl_on_the_calling_thread_unless_told(preset, threads):
+    """llvmpipe's rasteriser threads cost CPU a worker's store writer needs and render no faster at these
+    sizes: the renderer turns them off in its process; a user's LP_NUM_THREADS is kept (fresh processes:
+    Mesa reads it once per process)."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "LP_NUM_THREADS"}
+    if preset is not None:
+        env["LP_NUM_THREADS"] = preset
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("no /proc: cannot count threads")
+    out = subprocess.run([sys.executable, "-c", _GL_THREADS], env=env, capture_output=True, text=True, check=True)
+    renderer, count = out.stdout.strip().splitlines()[-2:]
+    if "llvmpipe" not in renderer:
+        pytest.skip(f"GL is {renderer}, not Mesa llvmpipe")
+    assert int(count) == threads

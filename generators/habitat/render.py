@@ -8,6 +8,7 @@ textures) or with a simple two-sided lambert term ("lambert", which gives untext
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -71,6 +72,11 @@ class Renderer:
         self.mgl = moderngl
         self.width, self.height = int(width), int(height)
         self.proj = perspective(hfov, width / height, near, far)
+        # llvmpipe (the CPU GL of machines without a GPU) rasterises on one thread per core by default; at
+        # 128x128 they render no faster than the calling thread alone and cost ~15% more CPU (same pixels),
+        # CPU a gen worker's store writer or the next worker needs (bench/generate.py). Read when the first
+        # context of the process is made; a user's own setting wins.
+        os.environ.setdefault("LP_NUM_THREADS", "0")
         self.ctx = moderngl.create_standalone_context(backend="egl")
         self.prog = self.ctx.program(vertex_shader=_VERT, fragment_shader=_FRAG)
         self.prog["light_dir"].value = tuple(np.array([0.4, 0.8, 0.3]) / np.linalg.norm([0.4, 0.8, 0.3]))
