@@ -1,6 +1,6 @@
 """Generation speed: the bare embedded simulator vs the toolkit end to end (Ray workers + store).
 
-    python bench/generate.py [--datasets dmlab,minecraft,habitat] [--episodes N] [--no-memory-maze]
+    python bench/generate.py [--datasets dmlab,minecraft,habitat] [--episodes N] [--rounds R] [--no-memory-maze]
 
 Per dataset, in one run and one process, `--rounds` times over (this VM's speed drifts by tens of percent
 within minutes, so each ratio is taken between measurements made next to each other, and the figure is the
