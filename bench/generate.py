@@ -189,7 +189,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 wait_quiet()
                 bares.append(bare_fps(spec, params, n_bare)[0])
-                r1, per_ep = e2e(spec, params, n_e2e, 1, tmp)
+                r1, per_ep = e2e(spec, params, n_e2e, 1, tmp)   # store size: the same every round
                 r1s.append(r1)
                 r2s.append(e2e(spec, params, n_e2e, 2, tmp)[0])
                 if name == "dmlab":
@@ -208,8 +208,8 @@ def main() -> None:
                 f"{name}_gen_1w_fps": gen1, f"{name}_gen_1w_wall_fps": median([r.frames_per_s for r in r1s]),
                 f"{name}_gen_1w_over_bare": median(g1s), f"{name}_gen_1w_over_bare_rounds": g1s,
                 f"{name}_gen_2w_fps": gen2,
-                f"{name}_gen_2w_over_1w": median([r2.steady_frames_per_s / r1.steady_frames_per_s
-                                                  for r1, r2 in zip(r1s, r2s)]),
+                f"{name}_gen_2w_over_1w": median([two.steady_frames_per_s / one.steady_frames_per_s
+                                                  for one, two in zip(r1s, r2s)]),
                 f"{name}_worker_sim_ms_per_episode": median([1000 * r.sim_seconds / r.generated for r in r1s]),
                 f"{name}_worker_write_ms_per_episode": median([1000 * r.write_seconds / r.generated for r in r1s]),
                 f"{name}_bare_sim_ms_per_episode": sim_ms,
