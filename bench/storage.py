@@ -6,7 +6,9 @@ Frames come from the embedded DMLab simulator at the default settings (300 x 64x
 importable, from the synthetic pan dataset (said in the output). Reads of the store and of the page-cached
 .npz files alternate over `--rounds` rounds and each keeps its best round, so a busy machine's load
 drifts cancel in the ratios. The store is read by StoreReader, which decodes a local shard's inner chunks
-itself (storage/shards.py); `*_via_zarr` is the same store read through zarr-python. Goals (issue 14): store bytes / raw bytes <= 0.36 with the default settings;
+and an episode's action chunk itself (storage/shards.py); `*_via_zarr` is the same store read through
+zarr-python, `*_train` a training window as the loader reads it (frames and actions) from the default store
+and from the .npz files. Goals (issue 14): store bytes / raw bytes <= 0.36 with the default settings;
 random 16-frame window read, store / page-cached uncompressed .npz >= 1.0.
 """
 from __future__ import annotations
@@ -70,6 +72,7 @@ def main() -> None:
     # (zstd level, frames per inner chunk); the first is the store's default
     variants = [DEFAULT] + [v for v in [(1, 50), (3, 50), (5, 50), (9, 50), (5, 75), (5, 100), (9, 300)] if v != DEFAULT]
     readers: dict[str, callable] = {}
+    same: dict[str, str] = {}   # reader name -> the format whose bytes it reads (rows without sizes of their own)
     try:
         for level, chunk in variants:
             name = f"zarr_zstd{level}_c{chunk}"
@@ -88,6 +91,9 @@ def main() -> None:
             if (level, chunk) == DEFAULT:   # the same store read through zarr-python (the reference path)
                 z = StoreReader(url, direct=False)
                 readers[name + "_via_zarr"] = lambda i, t, z=z: z.read("video", i, t, t + args.window)
+                readers[name + "_train"] = lambda i, t, r=r: (r.read("video", i, t, t + args.window),
+                                                              r.read("actions", i, t, t + args.window))
+                same.update({name + "_via_zarr": name, name + "_train": name})
         for name, save in (("npz", np.savez), ("npz_compressed", np.savez_compressed)):
             d = os.path.join(tmp, name)
             os.makedirs(d)
@@ -97,10 +103,13 @@ def main() -> None:
             fig[f"{name}_write_MBps"] = raw / (time.perf_counter() - t0) / 1e6
             fig[f"{name}_bytes"] = du(d)
 
-            def read_npz(i, t, d=d):
+            def read_npz(i, t, d=d, fields=("video",)):
                 with np.load(os.path.join(d, f"{i:06d}.npz")) as z:
-                    return z["video"][t:t + args.window]
+                    return [z[f][t:t + args.window] for f in fields]
             readers[name] = read_npz
+            if name == "npz":
+                readers["npz_train"] = lambda i, t, f=read_npz: f(i, t, fields=("video", "actions"))
+                same["npz_train"] = "npz"
         for fn in readers.values():       # warm: page cache, open arrays
             fn(*picks[0])
         best = {name: float("inf") for name in readers}
@@ -111,9 +120,9 @@ def main() -> None:
                     fn(i, t)
                 best[name] = min(best[name], time.perf_counter() - t0)
         for name in readers:
-            if name.endswith("_via_zarr"):
+            if name in same:
                 fig[f"{name}_window_ms"] = 1e3 * best[name] / len(picks)
-                rows.append((name, "(same store)", "", "", fig[f"{name}_window_ms"]))
+                rows.append((name, f"({same[name]})", "", "", fig[f"{name}_window_ms"]))
                 continue
             fig[f"{name}_read_MBps"] = win_bytes * len(picks) / best[name] / 1e6
             fig[f"{name}_window_ms"] = 1e3 * best[name] / len(picks)
@@ -128,6 +137,7 @@ def main() -> None:
     fig["window_read_store_over_npz"] = best["npz"] / best[ours]
     fig["window_read_store_over_npz_compressed"] = best["npz_compressed"] / best[ours]
     fig["window_read_zarr_python_over_npz"] = best["npz"] / best[ours + "_via_zarr"]
+    fig["train_window_read_store_over_npz"] = best["npz_train"] / best[ours + "_train"]
     fig["write_store_over_npz"] = fig[f"{ours}_write_MBps"] / fig["npz_write_MBps"]
     fig["load_after"] = load()
     print(f"{len(eps)} episodes of {cfg.length} x {cfg.height}x{cfg.width} from {source}; random {args.window}-frame "
@@ -136,7 +146,8 @@ def main() -> None:
     print(table(rows, ("format", "bytes", "of raw", "write MB/s", "window read ms")))
     print(f"\nstore (default) per episode {fig['store_bytes_per_episode'] / 1e6:.2f} MB; window read "
           f"{fig['window_read_store_over_npz']:.2f}x page-cached .npz, {fig['window_read_store_over_npz_compressed']:.1f}x "
-          f"np.savez_compressed; through zarr-python {fig['window_read_zarr_python_over_npz']:.2f}x .npz")
+          f"np.savez_compressed; through zarr-python {fig['window_read_zarr_python_over_npz']:.2f}x .npz; "
+          f"frames + actions (a training window) {fig['train_window_read_store_over_npz']:.2f}x .npz")
     print(goals_table(fig, GOALS))
     finish(fig, GOALS)
 

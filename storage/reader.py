@@ -14,7 +14,7 @@ import zarr
 
 from . import store as _store
 from .schema import StoreError, array_specs
-from .shards import ShardPlan, plan
+from .shards import ChunkPlan, ShardPlan, plan
 
 
 class EpisodeDataError(StoreError):
@@ -40,7 +40,7 @@ class EpisodeIndex:
     """What reader and writer share about episodes (both have url, config and array())."""
     direct = True   # False: every read and write goes through zarr-python (the reference path)
 
-    def shard_plan(self, name: str) -> ShardPlan | None:
+    def direct_plan(self, name: str) -> ShardPlan | ChunkPlan | None:
         """How to read and write `name` without zarr-python (storage/shards.py), or None."""
         plans = self.__dict__.setdefault("_plans", {})
         if name not in plans:
@@ -114,7 +114,7 @@ class StoreReader(EpisodeIndex):
                                          f"{', '.join(missing[:3])}; {todo}", i, name)
             self._present.add((name, i))
         try:
-            if arr.ndim > 1 and (p := self.shard_plan(name)) is not None:
+            if arr.ndim > 1 and (p := self.direct_plan(name)) is not None:
                 lo, hi, _ = slice(t0, t1).indices(arr.shape[1])
                 if lo < hi:
                     try:

@@ -1,13 +1,16 @@
-"""One episode's shard file on a local disk, read and written without zarr-python.
+"""One episode's objects on a local disk, read and written without zarr-python.
 
 zarr-python spends 2-3.5 ms of Python and asyncio per window read around a ~1.5-2 ms decode (a random
 16-frame training window was slower than the authors' uncompressed .npz files) and ~15 ms of CPU per
-episode written around the compression. For the one layout this toolkit makes (FORMAT.md: an episode per
-shard, index at the end, inner chunks `bytes -> zstd -> crc32c`, index `bytes -> crc32c`) this module
-reads the index and only the inner chunks a window needs with `os.pread`, checking both checksums, and
-encodes a whole episode's shard with the same numcodecs zstd that zarr uses, byte for byte what zarr
-writes. Anything else (object stores, other codecs, stores made by other tools) is not handled here:
-`plan()` returns None and the reader and writer use zarr. Equality with zarr, both ways, is tested
+episode written around the compression, plus ~20 ms writing the small arrays (actions, pose, per-episode
+fields: a quarter of a DMLab worker's writing CPU). For the two layouts this toolkit makes (FORMAT.md):
+  ShardPlan  an episode per shard, index at the end, inner chunks `bytes -> zstd -> crc32c`, index
+             `bytes -> crc32c` (video, codes): reads the index and only the inner chunks a window needs
+             with `os.pread`, checking both checksums;
+  ChunkPlan  an episode per chunk, `bytes -> zstd -> crc32c`, no sharding (actions, pose, fields);
+both encode a whole episode with the same numcodecs zstd that zarr uses, byte for byte what zarr writes.
+Anything else (object stores, other codecs, stores made by other tools) is not handled here: `plan()`
+returns None and the reader and writer use zarr. Equality with zarr, both ways, is tested
 (tests/test_shards.py)."""
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ class ShardPlan:
     level: int                   # zstd level of the array's codec
 
     def path(self, i: int) -> str:
-        return os.path.join(self.folder, "c", str(i), *["0"] * (len(self.inner) - 1))
+        return _key_path(self.folder, i, len(self.inner) - 1)   # plan() checked zarr's key encoding
 
     def window(self, i: int, t0: int, t1: int) -> np.ndarray:
         """Array[i, t0:t1] (0 <= t0 < t1 <= the array's length)."""
@@ -95,20 +98,61 @@ class ShardPlan:
         return out
 
     def write(self, i: int, episode: np.ndarray, pool=None) -> None:
-        """Write episode i's shard atomically (a temporary file renamed over it, as zarr's LocalStore does)."""
-        path = self.path(i)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{uuid.uuid4().hex}.partial"
+        """Write episode i's shard atomically."""
+        _write_atomic(self.path(i), self.encode(episode, pool))
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How to read and write an array stored as one chunk per episode (no sharding): the object
+    `c/<i>/0/...` is the episode's bytes -> zstd -> crc32c."""
+    folder: str                  # <store>/<array>
+    shape: tuple[int, ...]       # one episode's shape (the array's without axis 0; () per-episode fields)
+    dtype: np.dtype
+    level: int                   # zstd level of the array's codec
+
+    def path(self, i: int) -> str:
+        return _key_path(self.folder, i, len(self.shape))
+
+    def window(self, i: int, t0: int, t1: int) -> np.ndarray:
+        """Array[i, t0:t1] (0 <= t0 < t1 <= the array's length)."""
+        with open(self.path(i), "rb") as f:
+            data = f.read()
+        raw = _ZSTD.decode(_checked(data, "chunk"))
+        if len(raw) != self.dtype.itemsize * math.prod(self.shape):
+            raise ShardCorrupt(f"chunk decodes to {len(raw)} bytes, not one episode's")
+        return np.frombuffer(raw, self.dtype).reshape(self.shape)[t0:t1].copy()
+
+    def encode(self, episode, pool=None) -> list:
+        """The chunk of one whole episode as zarr writes it: [zstd body, crc32c] (`pool` is not needed)."""
+        data = np.ascontiguousarray(np.broadcast_to(np.asarray(episode, self.dtype), self.shape))
+        body = Zstd(level=self.level).encode(data)
+        return [body, _crc(body)]
+
+    def write(self, i: int, episode, pool=None) -> None:
+        """Write episode i's chunk atomically."""
+        _write_atomic(self.path(i), self.encode(episode))
+
+
+def _key_path(folder: str, i: int, rest: int) -> str:
+    """The object of episode i when it is the only one along the other `rest` axes (zarr's default keys)."""
+    return os.path.join(folder, "c", str(i), *["0"] * rest)
+
+
+def _write_atomic(path: str, parts: list) -> None:
+    """A temporary file renamed over `path`, as zarr's LocalStore writes: never a half-written object."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}.partial"
+    try:
+        with open(tmp, "wb") as f:
+            f.writelines(parts)
+        os.replace(tmp, path)
+    except BaseException:
         try:
-            with open(tmp, "wb") as f:
-                f.writelines(self.encode(episode, pool))
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def _crc(data) -> bytes:
@@ -125,25 +169,41 @@ def _checked(data: bytes, what: str) -> memoryview:
     return body
 
 
-def plan(folder: str, arr) -> ShardPlan | None:
-    """A ShardPlan for zarr array `arr` stored at local `folder`, or None unless it has exactly our layout:
-    one shard per episode along axis 0 holding the whole rest of the array, index at the end, inner chunks
-    split along time only, `bytes(little) -> zstd -> crc32c` inside, `bytes(little) -> crc32c` index."""
-    codecs = arr.metadata.codecs if hasattr(arr.metadata, "codecs") else ()
-    if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
+def plan(folder: str, arr) -> ShardPlan | ChunkPlan | None:
+    """How to read and write zarr array `arr` stored at local `folder` directly, or None unless it has
+    exactly one of our layouts (zarr's default chunk keys, little-endian bytes, zstd without its own
+    checksum, then crc32c):
+      ShardPlan  one shard per episode along axis 0 holding the whole rest of the array, index at the end,
+                 inner chunks split along time only, `bytes -> zstd -> crc32c` inside, `bytes -> crc32c` index;
+      ChunkPlan  no sharding, one chunk per episode holding the whole rest of the array, `bytes -> zstd -> crc32c`."""
+    meta = arr.metadata
+    codecs = tuple(getattr(meta, "codecs", ()))
+    keys = getattr(meta, "chunk_key_encoding", None)
+    probe = (7,) + (0,) * (arr.ndim - 1)
+    if keys is None or keys.encode_chunk_key(probe) != "/".join(["c", *map(str, probe)]):
         return None
-    sh = codecs[0]
-    inner_ok = [type(c) for c in sh.codecs] == [BytesCodec, ZstdCodec, Crc32cCodec]
-    index_ok = [type(c) for c in sh.index_codecs] == [BytesCodec, Crc32cCodec]
-    little = all(getattr(c.endian, "value", c.endian) in (None, "little")   # None: 1-byte types
-                 for c in (*sh.codecs, *sh.index_codecs) if isinstance(c, BytesCodec))
-    shard, inner = tuple(arr.shards), tuple(sh.chunk_shape)
-    if not (inner_ok and index_ok and little and sh.index_location.value == "end"
-            and arr.ndim >= 2 and shard[0] == inner[0] == 1 and shard[2:] == inner[2:] == tuple(arr.shape[2:])
-            and shard[1] >= arr.shape[1] and shard[1] % inner[1] == 0):
-        return None
-    if getattr(sh.codecs[1], "checksum", False):   # zstd's own content checksum: let zarr handle it
-        return None
-    per_shard = tuple(s // c for s, c in zip(shard, inner))
     dtype = np.dtype(arr.dtype).newbyteorder("<")
-    return ShardPlan(folder, inner, per_shard, dtype, arr.fill_value, int(sh.codecs[1].level))
+    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+        sh = codecs[0]
+        shard, inner = tuple(arr.shards), tuple(sh.chunk_shape)
+        if not (_ours(sh.codecs) and [type(c) for c in sh.index_codecs] == [BytesCodec, Crc32cCodec]
+                and _little(sh.index_codecs) and sh.index_location.value == "end"
+                and arr.ndim >= 2 and shard[0] == inner[0] == 1 and shard[2:] == inner[2:] == tuple(arr.shape[2:])
+                and shard[1] >= arr.shape[1] and shard[1] % inner[1] == 0):
+            return None
+        per_shard = tuple(s // c for s, c in zip(shard, inner))
+        return ShardPlan(folder, inner, per_shard, dtype, arr.fill_value, int(sh.codecs[1].level))
+    if _ours(codecs) and arr.shards is None and tuple(arr.chunks) == (1, *arr.shape[1:]):
+        return ChunkPlan(folder, tuple(arr.shape[1:]), dtype, int(codecs[1].level))
+    return None
+
+
+def _little(codecs) -> bool:
+    return all(getattr(c.endian, "value", c.endian) in (None, "little")   # None: 1-byte types
+               for c in codecs if isinstance(c, BytesCodec))
+
+
+def _ours(codecs) -> bool:
+    """`bytes(little) -> zstd -> crc32c`, zstd without its own content checksum (that one: zarr reads it)."""
+    return ([type(c) for c in codecs] == [BytesCodec, ZstdCodec, Crc32cCodec] and _little(codecs)
+            and not getattr(codecs[1], "checksum", False))
