@@ -33,8 +33,11 @@ import time
 
 import numpy as np
 
-# the repository root first, also when PYTHONPATH names it: else bench/storage.py shadows storage/
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the repository root first, also when PYTHONPATH names it: else bench/storage.py shadows storage/; and as
+# the working directory, which Ray's workers put on their path (started from bench/, they failed to import)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.chdir(ROOT)
 
 from common import finish, goals_table, load, table, wait_quiet  # noqa: E402
 

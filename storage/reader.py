@@ -42,10 +42,11 @@ class EpisodeIndex:
 
     def direct_plan(self, name: str) -> ShardPlan | ChunkPlan | None:
         """How to read and write `name` without zarr-python (storage/shards.py), or None."""
+        if not self.direct or _store.is_url(self.url):
+            return None
         plans = self.__dict__.setdefault("_plans", {})
         if name not in plans:
-            local = self.direct and not _store.is_url(self.url)
-            plans[name] = plan(os.path.join(self.url, name), self.array(name)) if local else None
+            plans[name] = plan(os.path.join(self.url, name), self.array(name))
         return plans[name]
 
     def _index(self, i: int) -> int:

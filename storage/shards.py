@@ -8,7 +8,8 @@ interleaved A/B). For the two layouts this toolkit makes (FORMAT.md):
   ShardPlan  an episode per shard, index at the end, inner chunks `bytes -> zstd -> crc32c`, index
              `bytes -> crc32c` (video, codes): reads the index and only the inner chunks a window needs
              with `os.pread`, checking both checksums;
-  ChunkPlan  an episode per chunk, `bytes -> zstd -> crc32c`, no sharding (actions, pose, fields);
+  ChunkPlan  an episode per chunk, `bytes -> zstd -> crc32c` or `bytes` alone, no sharding (actions, pose,
+             fields, seed, complete);
 both encode a whole episode with the same numcodecs zstd that zarr uses, byte for byte what zarr writes.
 Anything else (object stores, other codecs, stores made by other tools) is not handled here: `plan()`
 returns None and the reader and writer use zarr. Equality with zarr, both ways, is tested
@@ -106,11 +107,11 @@ class ShardPlan:
 @dataclass(frozen=True)
 class ChunkPlan:
     """How to read and write an array stored as one chunk per episode (no sharding): the object
-    `c/<i>/0/...` is the episode's bytes -> zstd -> crc32c."""
+    `c/<i>/0/...` is the episode's bytes -> zstd -> crc32c, or its bare bytes (level None: `complete`)."""
     folder: str                  # <store>/<array>
     shape: tuple[int, ...]       # one episode's shape (the array's without axis 0; () per-episode fields)
     dtype: np.dtype
-    level: int                   # zstd level of the array's codec
+    level: int | None            # zstd level of the array's codec; None: bytes only
 
     def path(self, i: int) -> str:
         return _key_path(self.folder, i, len(self.shape))
@@ -119,14 +120,17 @@ class ChunkPlan:
         """Array[i, t0:t1] (0 <= t0 < t1 <= the array's length)."""
         with open(self.path(i), "rb") as f:
             data = f.read()
-        raw = _ZSTD.decode(_checked(data, "chunk"))
+        raw = data if self.level is None else _ZSTD.decode(_checked(data, "chunk"))
         if len(raw) != self.dtype.itemsize * math.prod(self.shape):
             raise ShardCorrupt(f"chunk decodes to {len(raw)} bytes, not one episode's")
         return np.frombuffer(raw, self.dtype).reshape(self.shape)[t0:t1].copy()
 
     def encode(self, episode, pool=None) -> list:
-        """The chunk of one whole episode as zarr writes it: [zstd body, crc32c] (`pool` is not needed)."""
+        """The chunk of one whole episode as zarr writes it: [zstd body, crc32c] or [bytes] (`pool` is
+        not needed)."""
         data = np.ascontiguousarray(np.broadcast_to(np.asarray(episode, self.dtype), self.shape))
+        if self.level is None:
+            return [data.tobytes()]
         body = Zstd(level=self.level).encode(data)
         return [body, _crc(body)]
 
@@ -176,7 +180,8 @@ def plan(folder: str, arr) -> ShardPlan | ChunkPlan | None:
     checksum, then crc32c):
       ShardPlan  one shard per episode along axis 0 holding the whole rest of the array, index at the end,
                  inner chunks split along time only, `bytes -> zstd -> crc32c` inside, `bytes -> crc32c` index;
-      ChunkPlan  no sharding, one chunk per episode holding the whole rest of the array, `bytes -> zstd -> crc32c`."""
+      ChunkPlan  no sharding, one chunk per episode holding the whole rest of the array, `bytes -> zstd -> crc32c`
+                 or `bytes` alone."""
     meta = arr.metadata
     codecs = tuple(getattr(meta, "codecs", ()))
     keys = getattr(meta, "chunk_key_encoding", None)
@@ -194,8 +199,11 @@ def plan(folder: str, arr) -> ShardPlan | ChunkPlan | None:
             return None
         per_shard = tuple(s // c for s, c in zip(shard, inner))
         return ShardPlan(folder, inner, per_shard, dtype, arr.fill_value, int(sh.codecs[1].level))
-    if _ours(codecs) and arr.shards is None and tuple(arr.chunks) == (1, *arr.shape[1:]):
-        return ChunkPlan(folder, tuple(arr.shape[1:]), dtype, int(codecs[1].level))
+    if arr.shards is None and tuple(arr.chunks) == (1, *arr.shape[1:]):
+        if _ours(codecs):
+            return ChunkPlan(folder, tuple(arr.shape[1:]), dtype, int(codecs[1].level))
+        if [type(c) for c in codecs] == [BytesCodec] and _little(codecs):   # `complete`: one byte, as is
+            return ChunkPlan(folder, tuple(arr.shape[1:]), dtype, None)
     return None
 
 

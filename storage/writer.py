@@ -182,7 +182,7 @@ class StoreWriter(EpisodeIndex):
                 if arr.shape[0] < n:
                     arr.resize((n, *arr.shape[1:]))
             self.group = group
-            self._arrays.clear()
+            self._forget()
             self._has_codes = None
             self.update_meta(lambda m: m["config"].__setitem__("episodes", max(n, int(m["config"]["episodes"]))))
 
@@ -233,13 +233,12 @@ class StoreWriter(EpisodeIndex):
         # Each write waits on zarr's I/O loop and compression; issued together they overlap (~25% less
         # wall time per episode), and the episode is incomplete until every one has finished.
         # On a local disk every array has a direct plan: the same bytes without zarr-python's overhead.
-        plans = {name: self.direct_plan(name) for name in writes}
-        futures = [self._pool().submit(self.array(name).__setitem__, i, value) for name, value in writes.items()
-                   if plans[name] is None]
+        futures = [self._pool().submit(self._put, name, i, value) for name, value in writes.items()
+                   if self.direct_plan(name) is None]
         pool = None if self.serial_compression else self._pool()
         for name, value in writes.items():
-            if plans[name] is not None:
-                plans[name].write(i, np.broadcast_to(value, self.array(name).shape[1:]), pool)
+            if self.direct_plan(name) is not None:
+                self._put(name, i, value, pool)
         for f in futures:
             f.result()
         self.sync_episode(i, list(writes))
@@ -272,16 +271,32 @@ class StoreWriter(EpisodeIndex):
             self._has_codes = "codes" in self.group
         return self._has_codes
 
+    def _forget(self, *names: str) -> None:
+        """Drop the cached arrays and direct plans of `names` (all without names): they changed on disk."""
+        plans = self.__dict__.setdefault("_plans", {})
+        for cache in (self._arrays, plans):
+            for name in names or list(cache):
+                cache.pop(name, None)
+
+    def _put(self, name: str, i: int, value, pool=None) -> None:
+        """array[i] = value (one whole episode, or a value for all of it): directly where a plan exists
+        (storage/shards.py: the bytes zarr writes, without its overhead), else through zarr."""
+        plan = self.direct_plan(name)
+        if plan is None:
+            self.array(name)[i] = value
+        else:
+            plan.write(i, np.broadcast_to(value, self.array(name).shape[1:]), pool)
+
     def write_field(self, name: str, i: int, data: np.ndarray) -> None:
-        self.array(name)[self._index(i)] = data
+        self._put(name, self._index(i), data)
 
     def mark_complete(self, i: int, seed: int) -> None:
         i = self._index(i)
-        self.array("seed")[i] = int(seed)
+        self._put("seed", i, np.int64(seed))
         self.set_complete(i, True)
 
     def set_complete(self, i: int, value: bool) -> None:
-        self.array("complete")[self._index(i)] = bool(value)
+        self._put("complete", self._index(i), bool(value))
 
     # -- attributes (merged with what is on disk, under the store lock) ----------------------------
     def meta(self) -> dict:
@@ -310,7 +325,7 @@ class StoreWriter(EpisodeIndex):
         n = int(new["config"]["episodes"])
         if n != self.config.episodes:   # another writer grew the store since we opened it
             self.config.episodes = n
-            self._arrays.clear()
+            self._forget()
         return new
 
     def failed(self) -> dict:
@@ -347,7 +362,7 @@ class StoreWriter(EpisodeIndex):
             arr = group["codes"]
             _store.check_array(arr, spec, self.url, self.config.episodes, longer_ok=True)
             self.group, self._has_codes = group, True
-            self._arrays.pop("codes", None)
+            self._forget("codes")
             return arr
         with locked(self.url):
             group, meta = _fresh_meta(self.url)
@@ -358,7 +373,7 @@ class StoreWriter(EpisodeIndex):
                                      f"{vqgan_hash}; pass --overwrite to re-encode")
                 del group["codes"]
                 group.attrs[_store.ATTR_KEY] = {**meta, "codes": None}
-            self._arrays.pop("codes", None)
+            self._forget("codes")
             if "codes" not in group:
                 _create_array(group, codes_spec(self.config, grid), self.config.compression_level)
             self.group, self._has_codes = group, True

@@ -10,8 +10,7 @@ from zarr.codecs import GzipCodec
 
 from conftest import structured_frames
 from storage import StoreConfig, StoreReader, StoreWriter
-from storage.reader import EpisodeDataError, MissingEpisodeData
-from storage.reader import object_keys
+from storage.reader import EpisodeDataError, MissingEpisodeData, object_keys
 from storage.shards import ChunkPlan, ShardPlan, plan
 
 T, H, W, C = 30, 8, 8, 8    # 30 frames in 8-frame chunks: a 32-frame shard whose last chunk is cut short
@@ -19,6 +18,7 @@ T, H, W, C = 30, 8, 8, 8    # 30 frames in 8-frame chunks: a 32-frame shard whos
 
 FIELDS = {"maze_id": "int32", "scale": "float32"}
 PER_EPISODE = ["video", "actions", "pose", *FIELDS]
+FLAGS = ["seed", "complete"]     # written by the run's driver once the rest is on disk
 
 
 def make(url, n=3, length=T, chunk=C, level=5, direct=True):
@@ -38,7 +38,7 @@ def episode_objects(url, i):
     """{array/key: bytes} of episode i's objects in every per-episode array."""
     r = StoreReader(url, direct=False)
     return {f"{n}/{k}": open(os.path.join(url, n, *k.split("/")), "rb").read()
-            for n in PER_EPISODE for k in object_keys(r.array(n), i)}
+            for n in PER_EPISODE + FLAGS for k in object_keys(r.array(n), i)}
 
 
 @pytest.mark.parametrize("length,chunk,level", [(30, 8, 5), (24, 8, 5), (12, 12, 1), (30, 8, 9)])
@@ -46,11 +46,18 @@ def test_written_objects_are_the_bytes_zarr_writes(tmp_path, length, chunk, leve
     ours, ref = str(tmp_path / "ours.zarr"), str(tmp_path / "ref.zarr")
     w = make(ours, 2, length, chunk, level)
     assert isinstance(w.direct_plan("video"), ShardPlan)
-    assert all(isinstance(w.direct_plan(n), ChunkPlan) for n in PER_EPISODE[1:])
+    assert all(isinstance(w.direct_plan(n), ChunkPlan) for n in PER_EPISODE[1:] + FLAGS)
+    assert w.direct_plan("complete").level is None          # one byte, no codec
     make(ref, 2, length, chunk, level, direct=False)
     for i in range(2):
         a, b = episode_objects(ours, i), episode_objects(ref, i)
-        assert list(a) == list(b) and len(a) == len(PER_EPISODE) and a == b, i
+        assert list(a) == list(b) and len(a) == len(PER_EPISODE + FLAGS) and a == b, i
+    z = StoreWriter.open(ref)
+    z.direct = False
+    for writer in (w, z):             # unmarking (a rerun regenerating episode 1) too
+        writer.set_complete(1, False)
+    assert episode_objects(ours, 1) == episode_objects(ref, 1)
+    assert list(StoreReader(ours).complete_indices()) == [0]
     for n in PER_EPISODE:
         assert not [f for _, _, fs in os.walk(os.path.join(ours, n)) for f in fs if f.endswith(".partial")]
     r = StoreReader(ours, direct=False)

@@ -119,28 +119,24 @@ class Boom(RuntimeError):
     pass
 
 
-def test_interrupted_write_leaves_episode_incomplete(tmp_path, monkeypatch):
+@pytest.mark.parametrize("direct", [True, False])   # storage/shards.py's own writes, or zarr's
+def test_interrupted_write_leaves_episode_incomplete(tmp_path, monkeypatch, direct):
     url = str(tmp_path / "s.zarr")
     w = fill(url, 3)
+    w.direct = direct
     before = {i: StoreReader(url).read("video", i) for i in range(3)}
-    real_array = StoreWriter.array
+    real_put = StoreWriter._put
 
-    class Exploding:
-        def __init__(self, arr):
-            self.arr = arr
-
-        def __setitem__(self, key, value):
+    def put(self, name, i, value, pool=None):
+        if name == "pose":
             raise Boom("disk vanished mid-episode")
+        return real_put(self, name, i, value, pool)
 
-    def array(self, name):
-        arr = real_array(self, name)
-        return Exploding(arr) if name == "pose" else arr
-
-    monkeypatch.setattr(StoreWriter, "array", array)
+    monkeypatch.setattr(StoreWriter, "_put", put)
     v, a, p = episode(7)
     with pytest.raises(Boom):
         w.write_episode(1, v, a, p)   # rewriting a complete episode: video lands, pose explodes
-    monkeypatch.setattr(StoreWriter, "array", real_array)
+    monkeypatch.setattr(StoreWriter, "_put", real_put)
     r = StoreReader(url)
     assert r.complete_indices().tolist() == [0, 2]          # episode 1 no longer claims to be complete
     for i in (0, 2):
@@ -293,3 +289,19 @@ def test_short_episodes_and_stale_codes(tmp_path):
     assert (StoreReader(url).read("codes", 0) == -1).all()
     with pytest.raises(StoreError, match="already holds codes"):
         w.ensure_codes(grid=4, vqgan_hash="other", codebook_size=8)
+
+
+def test_codes_of_another_grid_after_overwrite_are_written_with_their_own_layout(tmp_path):
+    """ensure_codes(overwrite=True) replaces `codes`; the same writer then writes the new grid's codes
+    (a cached direct plan of the old array would write the old layout)."""
+    url = str(tmp_path / "s.zarr")
+    w = StoreWriter.create(url, make_cfg(1, length=8))
+    w.write_episode(0, structured_frames(8, H, W, 0), np.zeros(8, int), np.zeros((8, 4)))
+    w.mark_complete(0, 0)
+    w.ensure_codes(grid=4, vqgan_hash="abc", codebook_size=8)
+    w.write_field("codes", 0, np.ones((8, 4, 4), np.int16))
+    w.ensure_codes(grid=2, vqgan_hash="new", codebook_size=8, overwrite=True)
+    w.write_field("codes", 0, np.full((8, 2, 2), 3, np.int16))
+    for direct in (True, False):
+        got = StoreReader(url, direct=direct).read("codes", 0)
+        assert got.shape == (8, 2, 2) and (got == 3).all()
