@@ -230,9 +230,9 @@ class StoreWriter(EpisodeIndex):
         writes = {"video": video, "actions": actions.astype(np.int32), "pose": pose, **episode_fields}
         if self.has_codes:                # codes of the old frames would be stale: back to "not encoded"
             writes["codes"] = np.int16(-1)
-        # Each write waits on zarr's I/O loop and compression; issued together they overlap (~25% less
-        # wall time per episode), and the episode is incomplete until every one has finished.
         # On a local disk every array has a direct plan: the same bytes without zarr-python's overhead.
+        # Through zarr (object stores) each write waits on zarr's I/O loop and compression; issued together
+        # they overlap (~25% less wall time per episode). The episode is incomplete until all have finished.
         futures = [self._pool().submit(self._put, name, i, value) for name, value in writes.items()
                    if self.direct_plan(name) is None]
         pool = None if self.serial_compression else self._pool()
