@@ -2,9 +2,10 @@
 
 zarr-python spends 2-3.5 ms of Python and asyncio per window read around a ~1.5-2 ms decode (a random
 16-frame training window was slower than the authors' uncompressed .npz files) and ~15 ms of CPU per
-episode written around the compression; for the small arrays (actions, pose, per-episode fields) ~0.8 ms
-per window read and ~4 ms of CPU per episode written (7% of a DMLab worker's writing CPU; 57 vs 61 ms in an
-interleaved A/B). For the two layouts this toolkit makes (FORMAT.md):
+episode written around the compression; for the small arrays (actions, pose, per-episode fields, the seed
+and completion flag) ~0.8 ms per window read, ~5 ms of CPU per DMLab episode written (72.7 vs 78.5 ms with
+fsync, 4 interleaved runs each) and 3.5 ms of the run driver's CPU per episode marked complete (0.6 vs 4.1).
+For the two layouts this toolkit makes (FORMAT.md):
   ShardPlan  an episode per shard, index at the end, inner chunks `bytes -> zstd -> crc32c`, index
              `bytes -> crc32c` (video, codes): reads the index and only the inner chunks a window needs
              with `os.pread`, checking both checksums;
