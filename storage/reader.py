@@ -40,14 +40,18 @@ class EpisodeIndex:
     """What reader and writer share about episodes (both have url, config and array())."""
     direct = True   # False: every read and write goes through zarr-python (the reference path)
 
+    @property
+    def _plans(self) -> dict:
+        """Array name -> its direct plan (or None), made on first use; the writer drops stale ones."""
+        return self.__dict__.setdefault("_plan_cache", {})
+
     def direct_plan(self, name: str) -> ShardPlan | ChunkPlan | None:
         """How to read and write `name` without zarr-python (storage/shards.py), or None."""
         if not self.direct or _store.is_url(self.url):
             return None
-        plans = self.__dict__.setdefault("_plans", {})
-        if name not in plans:
-            plans[name] = plan(os.path.join(self.url, name), self.array(name))
-        return plans[name]
+        if name not in self._plans:
+            self._plans[name] = plan(os.path.join(self.url, name), self.array(name))
+        return self._plans[name]
 
     def _index(self, i: int) -> int:
         i = int(i)

@@ -273,8 +273,7 @@ class StoreWriter(EpisodeIndex):
 
     def _forget(self, *names: str) -> None:
         """Drop the cached arrays and direct plans of `names` (all without names): they changed on disk."""
-        plans = self.__dict__.setdefault("_plans", {})
-        for cache in (self._arrays, plans):
+        for cache in (self._arrays, self._plans):
             for name in names or list(cache):
                 cache.pop(name, None)
 
