@@ -97,8 +97,11 @@ class SimWorker:
     episode, so then (overlap=False) the actor writes each episode itself, in series, with the next task
     already queued at the actor.
     Every simulator call runs on one thread of its own, built there too: one episode at a time, and an
-    OpenGL context (Habitat, Minecraft) stays current on the thread that made it. A task returns only
-    once its episode is written, so the driver's "returned => mark complete" rule is unchanged."""
+    OpenGL context (Habitat, Minecraft) stays current on the thread that made it. Episodes are simulated
+    in the order the driver sent them (`ticket`): Ray starts a threaded actor's tasks in no set order, and
+    the driver's timeout charges the oldest task of a slot, which must then be the one that ran first.
+    A task returns only once its episode is written, so the driver's "returned => mark complete" rule is
+    unchanged."""
 
     def __init__(self, spec: DatasetSpec, backend: str, params: dict, store_url: str, overlap: bool = True):
         from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +110,7 @@ class SimWorker:
         store.serial_compression = True       # its core is the simulator's (inline) or the writer's own
         self.writer = ProcessWriter(store_url).start() if overlap else _InlineWriter(store)
         self._sim = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulator")
+        self._turn, self._turns = 0, threading.Condition()    # the next ticket to simulate
         self.backend = self._sim.submit(spec.make_backend, backend, params).result()
 
     def _episode(self, index: int, base_seed: int):
@@ -114,9 +118,15 @@ class SimWorker:
         ep = self.spec.episode(self.backend, index, base_seed, self.params)
         return ep, time.perf_counter() - t0
 
-    def run(self, index: int, base_seed: int, attempt: int) -> tuple[int, int, int, float, float]:
-        """-> (index, seed used, frames, simulation seconds, write seconds)."""
-        ep, sim_s = self._sim.submit(self._episode, index, base_seed).result()
+    def run(self, index: int, base_seed: int, attempt: int, ticket: int) -> tuple[int, int, int, float, float]:
+        """-> (index, seed used, frames, simulation seconds, write seconds). `ticket`: 0, 1, 2, ... in the
+        order the driver sent this actor its tasks."""
+        with self._turns:     # the simulator thread is FIFO: queue in ticket order
+            self._turns.wait_for(lambda: self._turn == ticket)
+            simulated = self._sim.submit(self._episode, index, base_seed)
+            self._turn += 1
+            self._turns.notify_all()
+        ep, sim_s = simulated.result()
         faults.inject(index, attempt)
         t0 = time.perf_counter()
         self.writer.write_episode(index, ep.video, ep.actions, ep.pose, **ep.extras)
@@ -250,7 +260,13 @@ class _Pool:
         self.cls = ray.remote(SimWorker).options(**opts)
         self.args = (spec, backend, params, url, overlap)
         self.actors = [self.cls.remote(*self.args) for _ in range(n)]
+        self.sent = [0] * n                  # tasks sent to each slot's current actor (its next ticket)
         self.last_group: dict[int, Any] = {}
+
+    def run(self, k: int, index: int, base_seed: int, attempt: int) -> Any:
+        """Send episode `index` to slot k's actor; its ref."""
+        self.sent[k] += 1
+        return self.actors[k].run.remote(index, base_seed, attempt, self.sent[k] - 1)
 
     def ping(self, k: int) -> Any:
         """A ref that is ready once slot k's actor is placed on a node and constructed."""
@@ -263,6 +279,7 @@ class _Pool:
         except Exception:   # already dead
             pass
         self.actors[k] = self.cls.remote(*self.args)
+        self.sent[k] = 0
         self.last_group.pop(k, None)
         return self.ping(k)
 
@@ -444,7 +461,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
             queue.push_front(i)
             return False
         pool.last_group[k] = queue.group_of[i]
-        ref = pool.actors[k].run.remote(i, opts.seed, attempts[i])
+        ref = pool.run(k, i, opts.seed, attempts[i])
         if not lane:
             head_since[k] = time.time()
         lane.append(ref)

@@ -164,6 +164,34 @@ def alive(procs) -> set:
     return {p for p in procs if same(*p)}
 
 
+def test_actor_simulates_in_the_order_tasks_were_sent(monkeypatch):
+    """A threaded actor may start its tasks in any order; the simulator must still take them in the order
+    the driver sent them, or the driver's timeout would charge the oldest task for a later one's hang."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+    from generators.runner import SimWorker
+    monkeypatch.delenv("TECO_FAULTS", raising=False)
+    order = []
+
+    def episode(self, index, base_seed):
+        order.append(index)
+        return SimpleNamespace(video=np.zeros((2, 1, 1, 3)), actions=None, pose=None, extras={}, seed=index), 0.0
+
+    monkeypatch.setattr(SimWorker, "_episode", episode)
+    w = object.__new__(SimWorker)       # just the ordering machinery: no simulator, no store
+    w._sim, w._turn, w._turns = ThreadPoolExecutor(max_workers=1), 0, threading.Condition()
+    w.writer = SimpleNamespace(write_episode=lambda *a, **k: None)
+    threads = []
+    for ticket in (2, 1, 0):           # the tasks start in reverse
+        threads.append(threading.Thread(target=w.run, args=(10 + ticket, 0, 0, ticket)))
+        threads[-1].start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join(timeout=10)
+    assert order == [10, 11, 12]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", ["int", "term", "kill"])
 def test_interrupted_driver_resumes(reference, tmp_path, ray_home, sig):
