@@ -1,6 +1,7 @@
 """Generation speed: the bare embedded simulator vs the toolkit end to end (Ray workers + store).
 
     python bench/generate.py [--datasets dmlab,minecraft,habitat] [--episodes N] [--rounds R] [--no-memory-maze]
+                             [--compression-level L]
 
 Per dataset, in one run and one process, `--rounds` times over (this VM's speed drifts by tens of percent
 within minutes, so each ratio is taken between measurements made next to each other, and the figure is the
@@ -18,6 +19,8 @@ Once per dataset:
             core simulating, each core also compresses its episodes, so 2 workers / 2 bare processes cannot
             exceed simulate / (simulate + write CPU): printed as the CPU-budget bound (DMLab)
   store     bytes per episode of a gen_1w store (default settings) and the full dataset extrapolated
+`--compression-level L` runs gen-* and the writer-CPU measurement with gen's --compression-level L (the
+speed a user gets for a larger store); the goals are for the default.
   memory-maze 9x9 at 64x64 with random actions, a pip-installable MuJoCo maze, for comparison (if installed)
 Goals (issue 14): DMLab gen 1 worker / bare >= 0.95, gen 2 workers / 2 bare processes >= 0.85;
 Minecraft and Habitat gen 1 worker / bare >= 0.97.
@@ -94,7 +97,7 @@ def bare_parallel_fps(spec, params, episodes: int, procs: int) -> float:
     return sum(f for f, _ in done) / (max(t for _, t in done) - t0)
 
 
-def write_cpu_ms(spec, params, episodes: int, tmp: str) -> float:
+def write_cpu_ms(spec, params, episodes: int, tmp: str, level: int | None = None) -> float:
     """CPU milliseconds the store writer spends per episode (as a gen worker writes: serial compression),
     the least of `episodes` writes."""
     from storage import StoreWriter
@@ -102,7 +105,10 @@ def write_cpu_ms(spec, params, episodes: int, tmp: str) -> float:
     eps = [spec.episode(backend, i, 0, params) for i in range(episodes)]
     backend.close()
     url = os.path.join(tmp, f"{spec.name}_write.zarr")
-    w = StoreWriter.create(url, spec.store_config(params, "embedded", episodes, 0))
+    cfg = spec.store_config(params, "embedded", episodes, 0)
+    if level is not None:
+        cfg.compression_level = level
+    w = StoreWriter.create(url, cfg)
     w.serial_compression = True
     best = float("inf")
     for i, e in enumerate(eps):
@@ -121,11 +127,12 @@ def du(path: str) -> int:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
 
-def e2e(spec, params, episodes: int, workers: int, tmp: str):
+def e2e(spec, params, episodes: int, workers: int, tmp: str, level: int | None = None):
     """-> (RunReport, store bytes per episode)."""
     from generators.runner import RunOptions, generate
     out = os.path.join(tmp, f"{spec.name}_{workers}w.zarr")
-    rep = generate(spec, params, RunOptions(out=out, episodes=episodes, workers=workers, progress=False))
+    rep = generate(spec, params, RunOptions(out=out, episodes=episodes, workers=workers, progress=False,
+                                             compression_level=level))
     assert not rep.failed, rep.failed
     per_episode = du(out) / episodes
     shutil.rmtree(out, ignore_errors=True)
@@ -164,13 +171,15 @@ def main() -> None:
                     help="bare / end-to-end measurements alternated this many times; figures are their medians")
     ap.add_argument("--no-memory-maze", action="store_true")
     ap.add_argument("--memory-maze-steps", type=int, default=300)
+    ap.add_argument("--compression-level", type=int, default=None,
+                    help="gen's --compression-level for the end-to-end runs (default: the store's default)")
     args = ap.parse_args()
     import ray
     from generators.runner import hide_ray_auth_notice
     import logging
     logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(hide_ray_auth_notice)
     tmp = tempfile.mkdtemp(prefix="bench_gen")
-    fig: dict = {"load_before": load()}
+    fig: dict = {"load_before": load(), "compression_level": args.compression_level}
     rows, sizes = [], []
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     try:
@@ -192,13 +201,13 @@ def main() -> None:
             for _ in range(args.rounds):
                 wait_quiet()
                 bares.append(bare_fps(spec, params, n_bare)[0])
-                r1, per_ep = e2e(spec, params, n_e2e, 1, tmp)   # store size: the same every round
+                r1, per_ep = e2e(spec, params, n_e2e, 1, tmp, args.compression_level)   # store size: the same every round
                 r1s.append(r1)
-                r2s.append(e2e(spec, params, n_e2e, 2, tmp)[0])
+                r2s.append(e2e(spec, params, n_e2e, 2, tmp, args.compression_level)[0])
                 if name == "dmlab":
                     wait_quiet()
                     b2s.append(bare_parallel_fps(spec, params, n_bare, 2))
-            write_ms = write_cpu_ms(spec, params, 4, tmp)
+            write_ms = write_cpu_ms(spec, params, 4, tmp, args.compression_level)
             g1s = [r.steady_frames_per_s / b for r, b in zip(r1s, bares)]
             bare = median(bares)
             gen1, gen2 = median([r.steady_frames_per_s for r in r1s]), median([r.steady_frames_per_s for r in r2s])
@@ -266,7 +275,9 @@ def main() -> None:
     fig["load_after"] = load()
     print(f"{fig['load_before']} before, {fig['load_after']} after; end-to-end rates are steady state")
     print(table(rows, ("dataset", "what", "frames/s", "ratio")))
-    print("\nper dataset (default settings; core-hours from 2 workers keeping this machine's 2 cores busy):")
+    settings = ("default settings" if args.compression_level is None
+                else f"--compression-level {args.compression_level}; the goals are for the default")
+    print(f"\nper dataset ({settings}; core-hours from 2 workers keeping this machine's 2 cores busy):")
     print(table(sizes, ("dataset", "store MB/episode", "full episodes", "full store GB", "episodes/core-hour",
                         "full core-hours")))
     print(goals_table(fig, GOALS))
