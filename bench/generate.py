@@ -19,9 +19,9 @@ Once per dataset:
             core simulating, each core also compresses its episodes, so 2 workers / 2 bare processes cannot
             exceed simulate / (simulate + write CPU): printed as the CPU-budget bound (DMLab)
   store     bytes per episode of a gen_1w store (default settings) and the full dataset extrapolated
+  memory-maze 9x9 at 64x64 with random actions, a pip-installable MuJoCo maze, for comparison (if installed)
 `--compression-level L` runs gen-* and the writer-CPU measurement with gen's --compression-level L (the
 speed a user gets for a larger store); the goals are for the default.
-  memory-maze 9x9 at 64x64 with random actions, a pip-installable MuJoCo maze, for comparison (if installed)
 Goals (issue 14): DMLab gen 1 worker / bare >= 0.95, gen 2 workers / 2 bare processes >= 0.85;
 Minecraft and Habitat gen 1 worker / bare >= 0.97.
 """
