@@ -105,10 +105,7 @@ def write_cpu_ms(spec, params, episodes: int, tmp: str, level: int | None = None
     eps = [spec.episode(backend, i, 0, params) for i in range(episodes)]
     backend.close()
     url = os.path.join(tmp, f"{spec.name}_write.zarr")
-    cfg = spec.store_config(params, "embedded", episodes, 0)
-    if level is not None:
-        cfg.compression_level = level
-    w = StoreWriter.create(url, cfg)
+    w = StoreWriter.create(url, spec.store_config(params, "embedded", episodes, 0, level))
     w.serial_compression = True
     best = float("inf")
     for i, e in enumerate(eps):

@@ -13,7 +13,7 @@ from cli_common import run_main
 from storage.schema import StoreConfig
 
 from .runner import OVERLAP_MODES, RunOptions, generate
-from .spec import DatasetSpec
+from .spec import DatasetSpec, check_compression_level
 
 MAX_SEED = 2 ** 63 - 1
 GROWTH_FACTOR = 10        # more than this times the store's (or the paper's) size needs --allow-large-growth
@@ -68,8 +68,7 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         raise ValueError(f"--max-retries must be >= 0, got {args.max_retries}")
     if args.episode_timeout is not None and args.episode_timeout <= 0:
         raise ValueError(f"--episode-timeout must be positive seconds, got {args.episode_timeout}")
-    if args.compression_level is not None and not 1 <= args.compression_level <= 22:
-        raise ValueError(f"--compression-level must be within 1..22, got {args.compression_level}")
+    check_compression_level(args.compression_level)
 
 
 def growth_limit(spec: DatasetSpec, existing: int) -> int:

@@ -334,11 +334,7 @@ def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
     spec.validate(params, backend)
     if backend != "embedded":
         log.warning("using the real simulator backend '%s'", backend)
-    cfg = spec.store_config(params, backend, opts.episodes, opts.seed)
-    if opts.compression_level is not None:
-        if not 1 <= opts.compression_level <= 22:
-            raise ValueError(f"--compression-level must be within 1..22, got {opts.compression_level}")
-        cfg.compression_level = opts.compression_level
+    cfg = spec.store_config(params, backend, opts.episodes, opts.seed, opts.compression_level)
     report = RunReport(store=opts.out, backend=backend, requested=opts.episodes)
     t0 = time.time()
     make_parent(opts.out)

@@ -108,13 +108,19 @@ class DatasetSpec(abc.ABC):
     def backend_version(self, backend: str, params: dict[str, Any]) -> str:
         """Recorded in the store; changes when the bytes an episode produces change."""
 
-    def store_config(self, params: dict[str, Any], backend: str, episodes: int, seed: int) -> StoreConfig:
-        """What the store records: shapes, action and pose names, backend version, params and facts."""
+    def store_config(self, params: dict[str, Any], backend: str, episodes: int, seed: int,
+                     compression_level: int | None = None) -> StoreConfig:
+        """What the store records: shapes, action and pose names, backend version, params and facts;
+        `compression_level` (gen's --compression-level) replaces StoreConfig's default zstd level."""
+        check_compression_level(compression_level)
         length, height, width = self.frame_shape(params)
-        return StoreConfig(dataset=self.name, episodes=episodes, length=length, height=height, width=width,
-                           action_names=list(self.action_names), pose_names=list(self.pose_names),
-                           backend=backend, backend_version=self.backend_version(backend, params), seed=seed,
-                           params={**params, **self.facts()}, episode_fields=dict(self.episode_fields))
+        cfg = StoreConfig(dataset=self.name, episodes=episodes, length=length, height=height, width=width,
+                          action_names=list(self.action_names), pose_names=list(self.pose_names),
+                          backend=backend, backend_version=self.backend_version(backend, params), seed=seed,
+                          params={**params, **self.facts()}, episode_fields=dict(self.episode_fields))
+        if compression_level is not None:
+            cfg.compression_level = compression_level
+        return cfg
 
     @abc.abstractmethod
     def make_backend(self, backend: str, params: dict[str, Any]) -> Backend:
@@ -127,3 +133,9 @@ class DatasetSpec(abc.ABC):
     def group(self, index: int, base_seed: int, params: dict[str, Any]) -> Hashable:
         """Episodes of one group (e.g. one scene) are handed to the same worker in a row where possible."""
         return None
+
+
+def check_compression_level(level: int | None) -> None:
+    """zstd's levels are 1..22 (None: the store's default)."""
+    if level is not None and not 1 <= level <= 22:
+        raise ValueError(f"--compression-level must be within 1..22, got {level}")

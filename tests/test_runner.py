@@ -51,6 +51,8 @@ def test_overlap_writes_on_or_off_writes_the_same_bytes(reference, tmp_path):
     assert same_bytes(reference, tmp_path / "on.zarr", 6)
     with pytest.raises(ValueError, match="--overlap-writes must be one of auto, on, off"):
         run(tmp_path / "bad.zarr", 2, overlap_writes="sometimes")
+    with pytest.raises(ValueError, match="--compression-level must be within 1..22, got 0"):
+        run(tmp_path / "bad.zarr", 2, compression_level=0)
     assert not (tmp_path / "bad.zarr").exists()
 
 

@@ -272,6 +272,8 @@ def test_reader_raises_for_missing_and_damaged_objects(tmp_path):
     (["--heading-tol", "inf"], "heading-tol"),
     (["--episode-timeout", "nan"], "--episode-timeout"),
     (["--episode-timeout", "-3"], "--episode-timeout"),
+    (["--compression-level", "0"], "--compression-level must be within 1..22"),
+    (["--compression-level", "23"], "--compression-level must be within 1..22"),
 ])
 def test_bad_gen_flags_write_nothing(tmp_path, argv, msg):
     from generators.dmlab.cli import main as gen_dmlab
