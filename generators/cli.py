@@ -20,12 +20,21 @@ GROWTH_FACTOR = 10        # more than this times the store's (or the paper's) si
 GROWTH_FLOOR = 10_000     # any store may grow to this many episodes without the flag
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends '(default: X)' only where the help does not already say it and there is a value to show."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"gen-{spec.name}",
         description=f"Generate the {spec.name} dataset into a Zarr v3 episode store with Ray workers. "
                     "Rerunning the same command resumes: only incomplete episodes are generated.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     p.add_argument("--episodes", type=int, default=spec.default_episodes, help="episodes in the dataset")
     p.add_argument("--out", required=True, help="store path or fsspec URL (s3://..., gs://...)")
     p.add_argument("--seed", type=int, default=0, help=f"base seed in 0..2**63-1; episode i depends on (seed, i) only")
@@ -34,11 +43,12 @@ def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="simulator actors (default: all CPUs of the cluster)")
     p.add_argument("--address", default=None, help="join an existing Ray cluster (default: start a local one)")
     p.add_argument("--max-retries", type=int, default=3, help="retries of a failed episode before it is reported")
-    p.add_argument("--episode-timeout", type=float, default=None, help="seconds before a stuck episode's worker is replaced")
+    p.add_argument("--episode-timeout", type=float, default=None,
+                   help="seconds before a stuck episode's worker is replaced (default: no limit)")
     p.add_argument("--compression-level", type=int, default=None,
-                   help=f"zstd level of a new store (default {StoreConfig.compression_level}: no larger than the "
-                        "authors' compressed download; 1 encodes ~2.5x faster for ~1.3x larger stores, for machines "
-                        "with no core to spare; see bench/storage.py)")
+                   help=f"zstd level of a new store, 1..22 (default {StoreConfig.compression_level}: DMLab-40k "
+                        "~55 GB, about the authors' compressed download; 1 encodes ~3.5x faster for ~1.3x larger "
+                        "stores, for machines with no core to spare; see bench/generate.py)")
     p.add_argument("--overlap-writes", choices=OVERLAP_MODES, default="auto",
                    help="on: each worker compresses and writes through its own writer process while it simulates "
                         "the next episode; off: it writes each episode itself, in series; auto: on when the cluster "
