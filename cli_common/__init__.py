@@ -5,6 +5,7 @@ permissions) into one line on stderr and a non-zero exit, never a traceback (TEC
 A layer marks its own "the user asked for something wrong" errors by subclassing `UserError`."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import errno
 import os
@@ -23,6 +24,16 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFo
 # them in their own exceptions: the chain is searched)
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
                       errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE, errno.EISDIR}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every console script's --help: '(default: X)' appended where the help does not already say it and
+    there is a value to show (not None, not a switch's False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.nargs == 0 or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def strict_from_json(cls: type, d: dict[str, Any], what: str) -> Any:

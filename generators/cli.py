@@ -9,7 +9,7 @@ import logging
 import math
 import sys
 
-from cli_common import run_main
+from cli_common import HelpFormatter, run_main
 from storage.schema import StoreConfig
 
 from .runner import OVERLAP_MODES, RunOptions, generate
@@ -20,21 +20,12 @@ GROWTH_FACTOR = 10        # more than this times the store's (or the paper's) si
 GROWTH_FLOOR = 10_000     # any store may grow to this many episodes without the flag
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends '(default: X)' only where the help does not already say it and there is a value to show."""
-
-    def _get_help_string(self, action):
-        if action.default is None or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"gen-{spec.name}",
         description=f"Generate the {spec.name} dataset into a Zarr v3 episode store with Ray workers. "
                     "Rerunning the same command resumes: only incomplete episodes are generated.",
-        formatter_class=_HelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--episodes", type=int, default=spec.default_episodes, help="episodes in the dataset")
     p.add_argument("--out", required=True, help="store path or fsspec URL (s3://..., gs://...)")
     p.add_argument("--seed", type=int, default=0, help=f"base seed in 0..2**63-1; episode i depends on (seed, i) only")

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from cli_common import run_main
+from cli_common import HelpFormatter, run_main
 
 from .reader import StoreReader
 
@@ -70,6 +70,10 @@ def cmd_verify(args) -> int:
 
 def cmd_preview(args) -> int:
     from .preview import write_grid
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.frames < 0:
+        raise ValueError(f"--frames must be >= 0 (0: all), got {args.frames}")
     r = StoreReader(args.path)
     done = r.complete_indices()
     if len(done) == 0:
@@ -77,7 +81,7 @@ def cmd_preview(args) -> int:
     eps = done[: args.episodes]
     t1 = min(r.config.length, args.frames) if args.frames else r.config.length
     videos = np.stack([r.read("video", int(i), 0, t1) for i in eps])
-    write_grid(args.out, videos, fps=args.fps, scale=args.scale)
+    write_grid(args.out, videos, fps=args.fps, scale=args.scale, cell_labels=[f"episode {i}" for i in eps])
     print(f"wrote {args.out}: episodes {eps.tolist()}, {t1} frames")
     return 0
 
@@ -92,28 +96,31 @@ def cmd_import(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="teco-store", description="Inspect, check, preview and import episode stores.")
+    p = argparse.ArgumentParser(prog="teco-store", description="Inspect, check, preview and import episode stores.",
+                                formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("info", help="counts, sizes, compression ratio, config")
+    s = sub.add_parser("info", formatter_class=HelpFormatter, help="counts, sizes, compression ratio, config")
     s.add_argument("path")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_info)
-    s = sub.add_parser("verify", help="read every complete episode; non-zero exit on any fault")
+    s = sub.add_parser("verify", formatter_class=HelpFormatter,
+                       help="read every complete episode; non-zero exit on any fault")
     s.add_argument("path")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--mark-incomplete", action="store_true",
                    help="mark bad episodes incomplete so that rerunning the generator regenerates them")
     s.set_defaults(fn=cmd_verify)
-    s = sub.add_parser("preview", help="a GIF/MP4 grid of a few episodes")
+    s = sub.add_parser("preview", formatter_class=HelpFormatter, help="a GIF/MP4 grid of a few episodes")
     s.add_argument("path")
     s.add_argument("--out", required=True, help="FILE.gif or FILE.mp4")
-    s.add_argument("--episodes", type=int, default=4)
+    s.add_argument("--episodes", type=int, default=4, help="episodes side by side (the first complete ones)")
     s.add_argument("--frames", type=int, default=0, help="first N frames (default: all)")
-    s.add_argument("--fps", type=int, default=15)
-    s.add_argument("--scale", type=int, default=2)
+    s.add_argument("--fps", type=int, default=15, help="frames per second of the animation")
+    s.add_argument("--scale", type=int, default=2, help="pixel upscaling factor")
     s.set_defaults(fn=cmd_preview)
-    s = sub.add_parser("import", help="convert the paper's released data: DMLab .npz (video, actions) or "
-                                      "Minecraft/Habitat .mp4 + .npz (actions) episodes")
+    s = sub.add_parser("import", formatter_class=HelpFormatter,
+                       help="convert the paper's released data: DMLab .npz (video, actions) or "
+                            "Minecraft/Habitat .mp4 + .npz (actions) episodes")
     s.add_argument("path", help="a folder (searched recursively; train/ and test/ subfolders keep that split) or one file")
     s.add_argument("--out", required=True)
     s.add_argument("--dataset", default="imported",

@@ -45,6 +45,7 @@ def _pad_to(frames: np.ndarray, multiple: int, value: int) -> np.ndarray:
     return out
 
 
+LINE_H = 14                     # px per caption line (PIL's default font)
 COND_COLOR = (40, 160, 60)      # border while the frames are conditioning (given) frames
 PRED_COLOR = (220, 40, 40)      # border once they are predicted
 
@@ -77,8 +78,7 @@ def annotate(frames: np.ndarray, cell: tuple[int, int], pad: int, cols: int, lab
     lines = (1 if labels else 0) + (1 if boundary is not None or title else 0)
     if not lines:
         return frames
-    line_h = 14
-    head = lines * line_h + 4
+    head = lines * LINE_H + 4
     out = np.full((t_len, H + head, W, 3), 255, np.uint8)
     out[:, head:] = frames
     base = Image.new("RGB", (W, head), "white")
@@ -93,7 +93,7 @@ def annotate(frames: np.ndarray, cell: tuple[int, int], pad: int, cols: int, lab
         img = Image.fromarray(base.copy())
         if boundary is not None or title:
             d = ImageDraw.Draw(img)
-            y = 2 + (line_h if labels else 0)
+            y = 2 + (LINE_H if labels else 0)
             parts = [title] if title else []
             if boundary is not None:
                 state = "conditioning (given)" if t < boundary else f"predicted, +{t - boundary + 1}"
@@ -105,12 +105,38 @@ def annotate(frames: np.ndarray, cell: tuple[int, int], pad: int, cols: int, lab
     return out
 
 
+def label_cells(frames: np.ndarray, cell: tuple[int, int], pad: int, cols: int, labels: Sequence[str],
+                top: int = 0) -> np.ndarray:
+    """A white strip with a caption above every grid row of a tiled animation (T, H, W, 3), naming each
+    cell (`labels` in tile()'s row-by-row order); the grid starts `top` px down. Returns a taller array."""
+    from PIL import Image, ImageDraw
+    t_len, H, W, _ = frames.shape
+    ch, cw = cell
+    rows = -(-len(labels) // cols)
+    parts, y0 = [], 0
+    for r in range(rows):
+        y = top + pad + r * (ch + pad)
+        strip = Image.new("RGB", (W, LINE_H), "white")
+        d = ImageDraw.Draw(strip)
+        for c, text in enumerate(labels[r * cols:(r + 1) * cols]):
+            x0 = pad + c * (cw + pad)
+            d.text((x0 + max(0, (cw - d.textlength(text)) / 2), 1), text, fill="black")
+        parts += [frames[:, y0:y], np.broadcast_to(np.asarray(strip), (t_len, LINE_H, W, 3))]
+        y0 = y
+    return np.concatenate(parts + [frames[:, y0:]], axis=1)
+
+
+MAX_GRID_BYTES = 1 << 30   # an animation larger than this is a mistake (e.g. --scale 100), not a preview
+
+
 def write_grid(path, videos, rows: int | None = None, fps: float = 10.0, pad: int = 2, scale: int = 1,
-               labels: Sequence[str] | None = None, boundary: int | None = None, title: str | None = None) -> str:
+               labels: Sequence[str] | None = None, boundary: int | None = None, title: str | None = None,
+               cell_labels: Sequence[str] | None = None) -> str:
     """Tile `videos` (uint8 (N, T, H, W, 3), array or list) into one animation at `path` (.gif or .mp4),
     each pixel repeated `scale` times (64x64 frames are small on a screen). Optional (annotate()):
     `labels` names the columns, `boundary` = the first predicted frame marks conditioning vs predicted
-    frames with green / red cell borders and a caption, `title` a caption line."""
+    frames with green / red cell borders and a caption, `title` a caption line; `cell_labels` names
+    every cell (label_cells())."""
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in FORMATS:
@@ -123,14 +149,18 @@ def write_grid(path, videos, rows: int | None = None, fps: float = 10.0, pad: in
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got {scale}")
     frames = tile(videos, rows, pad)
+    if frames.nbytes * scale ** 2 > MAX_GRID_BYTES:
+        raise ValueError(f"the animation would take {frames.nbytes * scale ** 2 / 2**30:.1f} GiB of memory (limit "
+                         f"{MAX_GRID_BYTES / 2**30:.0f} GiB): show fewer videos or frames, or a smaller scale")
     if scale > 1:
         frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    _, cols = grid_shape(len(videos), rows)
+    cell = (np.shape(videos[0])[1] * scale, np.shape(videos[0])[2] * scale)
+    grid_h = frames.shape[1]
     if labels is not None or boundary is not None or title:
-        v0 = videos[0]
-        n = len(videos)
-        _, cols = grid_shape(n, rows)
-        frames = annotate(frames, (v0.shape[1] * scale, v0.shape[2] * scale), pad * scale, cols,
-                          labels, boundary, title)
+        frames = annotate(frames, cell, pad * scale, cols, labels, boundary, title)
+    if cell_labels is not None:      # below annotate()'s header
+        frames = label_cells(frames, cell, pad * scale, cols, cell_labels, top=frames.shape[1] - grid_h)
     if suffix == ".gif":
         import imageio.v3 as iio
         iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)

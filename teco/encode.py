@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from cli_common import run_main
+from cli_common import HelpFormatter, run_main
 from storage import StoreReader, StoreWriter
 from storage.lock import StoreLock
 
@@ -36,7 +36,7 @@ log = logging.getLogger("teco-encode")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="teco-encode", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="teco-encode", description=__doc__.splitlines()[0])
     p.add_argument("--store", required=True, help="episode store (path or URL)")
     p.add_argument("--vqgan", required=True, help="train-vqgan run folder (run.json + ckpt.pt)")
     p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass")

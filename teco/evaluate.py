@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cli_common import run_main
+from cli_common import HelpFormatter, run_main
 from storage import StoreError, StoreReader
 
 from .episodes import EpisodeUnreadable, missing_objects, read_checked
@@ -409,7 +409,7 @@ def draw_curves(path: str, curves: dict[str, dict[str, list[float]]]) -> None:
 # -- CLI ---------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--ckpt", required=True, help="train-teco run directory")
     p.add_argument("--store", help="episode store (default: the store recorded in the run)")
     p.add_argument("--out", required=True, help="metrics JSON to write")

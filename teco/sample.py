@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cli_common import run_main
+from cli_common import HelpFormatter, run_main
 from storage import StoreError, StoreReader
 
 from .config import TECOConfig
@@ -173,7 +173,8 @@ def read_test_episodes(reader: StoreReader, candidates: list[int], n: int, lengt
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sample-teco", description="sample TECO on held-out episodes")
+    p = argparse.ArgumentParser(prog="sample-teco", description="sample TECO on held-out episodes",
+                                formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="train-teco run folder")
     p.add_argument("--store", help="episode store (default: the run's)")
     p.add_argument("--cond", type=int, default=36, help="conditioning frames")

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cli_common import run_main
+from cli_common import HelpFormatter, run_main
 from storage import StoreError, StoreReader
 from storage.loader import WindowDataset
 from storage.split import split_episodes
@@ -44,17 +44,20 @@ SCHEDULE_FIELDS = {"total_steps", "save_interval", "log_interval"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train-teco", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="train-teco", description=__doc__.splitlines()[0])
     p.add_argument("--store", help="episode store with `codes` (default on --resume: the run's)")
     p.add_argument("--vqgan", help="train-vqgan run whose codes are in the store (default on --resume: the run's)")
     p.add_argument("--out", required=True, help="run folder (run.json, ckpt.pt, log.jsonl)")
     p.add_argument("--config", choices=sorted(TECO_CONFIGS), help="named config (new run; default: the one the store's dataset records)")
     p.add_argument("--steps", type=int, help="train until this many steps in total (default: config)")
-    p.add_argument("--batch-size", type=int, help="global batch size, split over DDP ranks")
-    p.add_argument("--seq-len", type=int, help="frames per training window")
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--context", type=int, help="sliding-window attention over the last K frames (short-context baseline)")
-    p.add_argument("--grad-clip", type=float, help="clip the gradient norm (deviation: the authors do not clip)")
+    p.add_argument("--batch-size", type=int, help="global batch size, split over DDP ranks (default: config)")
+    p.add_argument("--seq-len", type=int, help="frames per training window (default: config)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: config)")
+    p.add_argument("--context", type=int,
+                   help="sliding-window attention over the last K frames (short-context baseline; default: the "
+                        "whole window)")
+    p.add_argument("--grad-clip", type=float,
+                   help="clip the gradient norm (deviation: the authors do not clip; default: off)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")

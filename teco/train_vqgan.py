@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cli_common import run_main
+from cli_common import HelpFormatter, run_main
 from storage import StoreError, StoreReader
 from storage.loader import WindowDataset
 from storage.preview import tile
@@ -37,7 +37,7 @@ log = logging.getLogger("train-vqgan")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train-vqgan", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="train-vqgan", description=__doc__.splitlines()[0])
     p.add_argument("--store", required=True, help="episode store (path or URL)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", choices=sorted(VQGAN_CONFIGS),

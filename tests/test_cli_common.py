@@ -1,5 +1,6 @@
 """The bottom floor: one-line errors for every layer's UserError, one strict policy for recorded configs."""
 import dataclasses
+import os
 
 import pytest
 
@@ -49,3 +50,31 @@ def test_recorded_configs_refuse_unknown_fields():
     assert strict_from_json(C, {}, "c") == C()
     with pytest.raises(ValueError, match="must be a JSON object"):
         strict_from_json(C, [1], "c")
+
+
+def _console_scripts() -> dict[str, str]:
+    import tomllib
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        return tomllib.load(f)["project"]["scripts"]
+
+
+def test_every_console_script_states_each_default_once(capsys):
+    import importlib
+    scripts = _console_scripts()
+    texts = {}
+    for name, target in scripts.items():
+        module, fn = target.split(":")
+        main = getattr(importlib.import_module(module), fn)
+        for argv in ([["info", "--help"], ["verify", "--help"], ["preview", "--help"], ["import", "--help"]]
+                     if name == "teco-store" else [["--help"]]):
+            with pytest.raises(SystemExit) as e:
+                main(argv)
+            assert e.value.code == 0, (name, argv)
+            text = " ".join(capsys.readouterr().out.split())
+            assert "(default: None)" not in text and "(default: False)" not in text, (name, argv, text)
+            texts[f"{name} {argv[0]}"] = text
+    assert "--workers WORKERS simulator actors (default: all CPUs of the cluster) --address" in texts["gen-dmlab --help"]
+    assert "(default: no limit)" in texts["gen-habitat --help"]
+    assert "DataLoader processes per rank (default: 2)" in texts["train-teco --help"]
+    assert "animation (default: 15)" in texts["teco-store preview"]

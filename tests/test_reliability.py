@@ -107,6 +107,9 @@ def bad_inputs(tmp_path, store):
         (store_cli, ["info", missing], "does not exist"),
         (store_cli, ["verify", missing], "does not exist"),
         (store_cli, ["preview", store, "--out", str(tmp_path / "x.png")], ".gif or .mp4"),
+        (store_cli, ["preview", store, "--out", str(tmp_path / "x.gif"), "--episodes", "0"], "--episodes must be"),
+        (store_cli, ["preview", store, "--out", str(tmp_path / "x.gif"), "--frames", "-3"], "--frames must be"),
+        (store_cli, ["preview", store, "--out", str(tmp_path / "x.gif"), "--scale", "1000"], "GiB of memory"),
         (store_cli, ["import", str(tmp_path / "nothing_here"), "--out", out], "does not exist"),
     ]
 

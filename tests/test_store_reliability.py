@@ -283,16 +283,6 @@ def test_bad_gen_flags_write_nothing(tmp_path, argv, msg):
     assert not os.listdir(tmp_path)
 
 
-def test_gen_help_states_each_default_once():
-    from generators.cli import build_parser
-    from generators.registry import get
-    for name in ("dmlab", "minecraft", "habitat"):
-        text = " ".join(build_parser(get(name)).format_help().split())
-        assert "(default: None)" not in text, name
-        assert "default: all CPUs of the cluster)" in text and "cluster) (default" not in text, name
-        assert "(default: 3)" in text and "(default: no limit)" in text, name
-
-
 def test_writer_refuses_non_finite_or_negative_config(tmp_path):
     url = str(tmp_path / "s.zarr")
     with pytest.raises(StoreError, match="not a finite number"):

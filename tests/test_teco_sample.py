@@ -229,6 +229,26 @@ def test_write_grid_labels_and_boundary(tmp_path):
         write_grid(tmp_path / "h.gif", v, scale=0)
 
 
+def test_write_grid_names_every_cell_and_refuses_huge_animations(tmp_path, monkeypatch):
+    """cell_labels: a caption strip above each grid row (below annotate()'s header); cells untouched."""
+    import storage.preview as preview
+    v = np.full((3, 2, 8, 8, 3), 128, np.uint8)
+    v[:, 1] = 100                                              # distinct frames (GIF writers merge repeats)
+    plain = tile(v, rows=2, pad=1)                             # 2 rows x 2 columns, one empty
+    frames = iio.imread(write_grid(tmp_path / "c.gif", v, rows=2, pad=1, cell_labels=["a", "b", "c"]))
+    assert frames.shape[1:3] == (plain.shape[1] + 2 * preview.LINE_H, plain.shape[2])
+    row1, row2 = 1 + preview.LINE_H, 1 + 2 * preview.LINE_H + 8 + 1
+    assert (frames[0, row1:row1 + 8, 1:9] == 128).all() and (frames[0, row2:row2 + 8, 1:9] == 128).all()
+    strip = frames[0, row1 + 8 + 1:row2]                       # the second row's caption strip
+    assert (strip < 100).any() and (strip[:, 10:] > 200).all()  # "c" under column 0, nothing beside it
+    titled = iio.imread(write_grid(tmp_path / "t.gif", v, rows=2, pad=1, title="x", cell_labels=["a", "b", "c"]))
+    assert titled.shape[1] > frames.shape[1]                   # header + strips
+    monkeypatch.setattr(preview, "MAX_GRID_BYTES", plain.nbytes * 4 - 1)
+    with pytest.raises(ValueError, match="GiB of memory"):
+        write_grid(tmp_path / "big.gif", v, rows=2, pad=1, scale=2)
+    assert not (tmp_path / "big.gif").exists()
+
+
 def test_load_teco_and_sample_teco_cli(tmp_path, capsys):
     h = make_vqgan_run(str(tmp_path / "vq"))
     store = make_store(tmp_path / "s.zarr", h, episodes=4, length=8)

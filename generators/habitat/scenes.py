@@ -303,10 +303,13 @@ def simplify_mesh(mesh: SceneMesh, cell: float) -> SceneMesh:
 def _make_scenes(argv) -> int:
     from tqdm import tqdm
 
+    from cli_common import HelpFormatter
+
     from .scenegen import SceneGenConfig, scene_seed, write_scene
 
-    ap = argparse.ArgumentParser(prog="make-scenes", description="Write procedurally generated indoor scenes "
-                                 "(rooms, doors, corridors, furniture, textured walls and floors) as .glb files.")
+    ap = argparse.ArgumentParser(prog="make-scenes", formatter_class=HelpFormatter,
+                                 description="Write procedurally generated indoor scenes (rooms, doors, corridors, "
+                                             "furniture, textured walls and floors) as .glb files.")
     ap.add_argument("--out", required=True, help="output folder (created)")
     ap.add_argument("--count", type=int, required=True, help="number of scenes")
     ap.add_argument("--seed", type=int, default=0, help="scene i depends on (seed, i) only")
