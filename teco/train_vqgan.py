@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="frames per step (default: the config's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the config's)")
     p.add_argument("--disc-start", type=int, help="step at which the GAN loss starts (default: the config's)")
+    p.add_argument("--l2-codes", action="store_true",
+                   help="new run: look codes up l2-normalised (ViT-VQGAN; deviation: the authors' VQ-GAN is plain "
+                        "Euclidean; the tiny configs have it on)")
     p.add_argument("--lpips-weights", help="local LPIPS state dict (see teco/lpips.py); without it: L1+L2 only")
     p.add_argument("--lpips-backbone", help="torchvision vgg16/alexnet state dict, when --lpips-weights holds only the heads")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
@@ -93,6 +96,10 @@ def _run_config(args, reader: StoreReader) -> tuple[VQGANConfig, dict]:
         cfg = named_config(choice)
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("disc_start", args.disc_start)) if v is not None}
+    if args.l2_codes:
+        if meta is not None and not cfg.l2_normalize:
+            raise ValueError(f"--l2-codes: {args.out} was trained with plain codes; a resumed run keeps its lookup")
+        overrides["l2_normalize"] = True
     cfg = dataclasses.replace(cfg, **overrides)
     if cfg.steps < 0 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.disc_start < 0:
         raise ValueError("--steps and --disc-start must be >= 0, --batch-size >= 1 and --lr > 0")

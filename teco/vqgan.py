@@ -32,7 +32,7 @@ class VQGANConfig:
     embed_dim: int = 256                  # codebook vector size
     codebook_size: int = 1024
     beta: float = 0.25
-    l2_normalize: bool = True             # cosine-similarity lookup (ViT-VQGAN / TECO codebook style)
+    l2_normalize: bool = False            # True: cosine-similarity lookup (ViT-VQGAN); the authors' VQ-GAN is plain
     proj_dim: int | None = None           # low-dimensional lookup space
     dropout: float = 0.0
     disc_channels: int = 64
@@ -67,20 +67,23 @@ class VQGANConfig:
 
 
 # Codebook sizes: the paper's Habitat VQ-GAN is named for 8192 codes (habitat_8192 in TECO's configs);
-# DMLab and Minecraft use 1024. Encoder/decoder widths are taming-transformers' defaults. Unlike
-# taming's plain VQ, codes are looked up l2-normalised (ViT-VQGAN): far fewer dead codes from scratch.
+# DMLab and Minecraft use 1024. Encoder/decoder widths are taming-transformers' defaults. The paper configs
+# look codes up by plain Euclidean distance, as the authors' VQ-GAN (teco/models/vqgan.py) does;
+# `train-vqgan --l2-codes` looks them up l2-normalised (ViT-VQGAN: fewer dead codes from scratch), which
+# the CPU-scale tiny configs use.
 VQGAN_CONFIGS: dict[str, VQGANConfig] = {
     "tiny": VQGANConfig(resolution=32, channels=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),
                         mid_attn=False, z_channels=32, embed_dim=16, codebook_size=64, disc_channels=16,
-                        disc_layers=2, disc_start=20, lr=2e-3, batch_size=16, steps=200),
+                        disc_layers=2, disc_start=20, lr=2e-3, batch_size=16, steps=200, l2_normalize=True),
     "tiny64": VQGANConfig(resolution=64, channels=16, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(),
                           mid_attn=False, z_channels=32, embed_dim=16, codebook_size=64, disc_channels=16,
-                          disc_layers=2, disc_start=20, lr=2e-3, batch_size=16, steps=200),
+                          disc_layers=2, disc_start=20, lr=2e-3, batch_size=16, steps=200, l2_normalize=True),
     # experiments/consistency.py: tiny64 widths with a 1024-code codebook (k-means on 4x4 patches bounds 64 codes
     # at ~23.7 dB PSNR, 1024 at ~27.0) and the GAN off (at CPU-scale step counts it cost 2 dB)
     "tiny64k": VQGANConfig(resolution=64, channels=16, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(),
                            mid_attn=False, z_channels=32, embed_dim=16, codebook_size=1024, disc_channels=16,
-                           disc_layers=2, disc_start=10 ** 9, lr=2e-3, batch_size=16, steps=4000),
+                           disc_layers=2, disc_start=10 ** 9, lr=2e-3, batch_size=16, steps=4000,
+                           l2_normalize=True),
     "dmlab": VQGANConfig(resolution=64, ch_mult=(1, 2, 2), codebook_size=1024),
     "minecraft": VQGANConfig(resolution=128, ch_mult=(1, 1, 2, 2), codebook_size=1024, batch_size=32),
     "habitat": VQGANConfig(resolution=128, ch_mult=(1, 1, 2, 2), codebook_size=8192, batch_size=32),

@@ -253,7 +253,7 @@ def test_spec_flags_defaults_and_store_config():
     assert cfg.params["pose_units"] == "dmlab units, 100 per maze cell"       # recorded with the dataset's facts
     assert cfg.dataset == "dmlab" and cfg.length == 300 and cfg.height == cfg.width == 64
     assert cfg.action_names == P.ACTION_NAMES and cfg.pose_names == ["x", "y", "z", "yaw"]
-    assert cfg.params["waypoint_radius"] == 40.0 and cfg.backend_version.startswith("2+labmaze-")
+    assert cfg.params["waypoint_radius"] == 40.0 and cfg.backend_version.startswith("3+labmaze-")
     assert SPEC.name == "dmlab" and SPEC.real_module == "deepmind_lab" and SPEC.default_episodes == 40000
 
 

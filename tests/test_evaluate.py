@@ -287,6 +287,8 @@ def test_eval_teco_end_to_end(runs, capsys):
     assert m["models"]["baseline"]["context"] == 2 and m["models"]["teco"]["context"] == 5
     assert "fvd" not in m["copy_last_frame"] and len(m["copy_last_frame"]["per_step"]["psnr"]) == 6
     assert len(m["sampling_seeds"]) == 2 and m["fvd_detector"]["kind"] == "torchscript"
+    assert m["lpips_net"] == "alex" and m["lpips_weights"][0] == runs["lpips"]
+    assert not any("LPIPS" in n for n in m["notes"])                     # the paper's network: nothing to note
     assert m["side_by_side"]["memory_psnr"].keys() == {"teco", "baseline", "copy_last_frame"}
     png = Image.open(m["curve_png"])
     assert png.size[0] == 3 * 420                                         # PSNR, SSIM, LPIPS panels
@@ -297,7 +299,7 @@ def test_eval_teco_end_to_end(runs, capsys):
 def test_eval_teco_skips_metrics_without_weights(runs, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))                 # an empty cache: nothing to find
     from teco import lpips
-    monkeypatch.setattr(lpips, "_package_heads", lambda: None)
+    monkeypatch.setattr(lpips, "_package_heads", lambda net: None)
     out = runs["dir"] / "plain.json"
     assert ev.main(["--ckpt", runs["teco"], "--out", str(out), "--batch-size", "1", "--runs", "1", *TINY]) == 0
     m = json.loads(out.read_text())

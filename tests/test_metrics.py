@@ -201,9 +201,13 @@ def test_weights_found_in_the_torch_hub_cache(tmp_path, monkeypatch):
     from teco import i3d, lpips
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
     hub = tmp_path / "home" / "hub" / "checkpoints"
-    monkeypatch.setattr(lpips, "_package_heads", lambda: None)     # an installed lpips package must not count
+    monkeypatch.setattr(lpips, "_package_heads", lambda net: None)  # an installed lpips package must not count
+    with pytest.raises(FileNotFoundError, match=r"\(alex\).*lpips_alex\.pth.*alexnet-owt-7be5be79\.pth"):
+        lpips.find_weights()                                        # the paper's network by default
     with pytest.raises(FileNotFoundError, match=r"lpips_vgg\.pth.*vgg16-397923af\.pth"):
-        lpips.find_weights()
+        lpips.find_weights(net="vgg")
+    with pytest.raises(ValueError, match="unknown LPIPS network"):
+        lpips.find_weights(net="squeeze")
     with pytest.raises(FileNotFoundError, match=r"i3d_torchscript\.pt"):
         i3d.find_i3d()
     with pytest.raises(FileNotFoundError):
@@ -212,15 +216,25 @@ def test_weights_found_in_the_torch_hub_cache(tmp_path, monkeypatch):
     net = lpips.LPIPS("vgg")
     heads = {f"lin{i}.model.1.weight": w.weight for i, w in enumerate(net.lins)}
     torch.save(heads, hub / "lpips_vgg.pth")
-    with pytest.raises(FileNotFoundError, match="backbone"):
-        lpips.find_weights()
+    with pytest.raises(FileNotFoundError, match="vgg backbone"):
+        lpips.find_weights(net="vgg")
+    with pytest.raises(FileNotFoundError, match="lpips_alex"):
+        lpips.find_weights()                                        # VGG files are not the paper's metric
     torch.save({k: v for k, v in net.state_dict().items() if k.startswith("features")}, hub / "vgg16-397923af.pth")
-    found = lpips.find_weights()
+    found = lpips.find_weights(net="vgg")
     assert found == (str(hub / "lpips_vgg.pth"), str(hub / "vgg16-397923af.pth"))
-    assert isinstance(lpips.LPIPS.from_file(*found), lpips.LPIPS)
-    # a given heads-only file is completed with the cached backbone
+    assert lpips.LPIPS.from_file(*found).net_name == "vgg"
+    alex = lpips.LPIPS("alex")
+    torch.save({f"lin{i}.model.1.weight": w.weight for i, w in enumerate(alex.lins)}, hub / "alex.pth")
+    torch.save({k: v for k, v in alex.state_dict().items() if k.startswith("features")},
+               hub / "alexnet-owt-7be5be79.pth")
+    found = lpips.find_weights()
+    assert found == (str(hub / "alex.pth"), str(hub / "alexnet-owt-7be5be79.pth"))
+    assert lpips.LPIPS.from_file(*found).net_name == "alex"
+    # a given heads-only file is completed with the cached backbone of its own network
     torch.save(heads, tmp_path / "mine.pth")
     assert lpips.find_weights(str(tmp_path / "mine.pth"))[1] == str(hub / "vgg16-397923af.pth")
+    assert lpips.find_weights(str(hub / "alex.pth"), net="vgg")[1] == str(hub / "alexnet-owt-7be5be79.pth")
     (hub / "rgb_imagenet.pt").write_bytes(b"x")
     assert i3d.find_i3d() == str(hub / "rgb_imagenet.pt")
     (hub / "i3d_torchscript.pt").write_bytes(b"x")

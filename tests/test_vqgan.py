@@ -61,6 +61,9 @@ def test_named_config_maps_frames_to_16x16(name):
 
 def test_paper_codebook_sizes_and_resolutions():
     assert [VQGAN_CONFIGS[n].codebook_size for n in ("dmlab", "minecraft", "habitat")] == [1024, 1024, 8192]
+    # the authors' VQ-GAN looks codes up by plain Euclidean distance; l2-normalised lookup is our CPU-scale choice
+    assert not any(VQGAN_CONFIGS[n].l2_normalize for n in ("dmlab", "minecraft", "habitat"))
+    assert all(VQGAN_CONFIGS[n].l2_normalize for n in ("tiny", "tiny64", "tiny64k"))
     assert [VQGAN_CONFIGS[n].resolution for n in ("dmlab", "minecraft", "habitat")] == [64, 128, 128]
     with pytest.raises(ValueError, match="unknown VQ-GAN config"):
         named_config("kinetics")
@@ -237,6 +240,26 @@ def test_resume_and_user_errors(tmp_path, capsys):
                        "--device", "cpu", "--num-workers", "0"]) == 2
     assert "expects 64x64" in capsys.readouterr().err
     assert _train(str(tmp_path / "missing.zarr"), tmp_path / "r3") == 2
+
+
+def test_l2_codes_flag_turns_on_normalised_lookup_for_a_new_run_only(tmp_path, capsys):
+    import dataclasses
+    import teco.vqgan as vq
+    store = make_store(tmp_path / "s.zarr")
+    plain = dataclasses.replace(VQGAN_CONFIGS["tiny"], l2_normalize=False)
+    vq.VQGAN_CONFIGS["plain"] = plain            # a tiny config with the paper configs' plain lookup
+    try:
+        assert _train(store, tmp_path / "p", "--config", "plain", "--steps", "1", "--batch-size", "2") == 0
+        assert json.loads((tmp_path / "p" / "run.json").read_text())["vqgan"]["l2_normalize"] is False
+        assert _train(store, tmp_path / "l2", "--config", "plain", "--steps", "1", "--batch-size", "2",
+                      "--l2-codes") == 0
+        assert json.loads((tmp_path / "l2" / "run.json").read_text())["vqgan"]["l2_normalize"] is True
+        assert load_vqgan(tmp_path / "l2")[0].quantizer.l2_normalize
+        assert _train(store, tmp_path / "p", "--config", "plain", "--steps", "2", "--batch-size", "2", "--resume",
+                      "--l2-codes") == 2
+        assert "keeps its lookup" in capsys.readouterr().err
+    finally:
+        del vq.VQGAN_CONFIGS["plain"]
 
 
 def test_lpips_reloads_its_own_state_dict(tmp_path):

@@ -15,7 +15,8 @@ from .render import Camera, render
 from .textures import DECAL_FREQUENCY, SKIES, PosterSet, poster_set, sky_faces, texture_set
 
 # Bump when the bytes of an episode change (renderer, physics, maze or texture draws).
-EMBEDDED_VERSION = "2"
+EMBEDDED_VERSION = "3"   # 3: uniform spawn heading (was east)
+SPAWN_ANGLE_STEPS = 32768   # Quake III random(): (rand() & 0x7fff) / 0x8000
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,12 @@ class EmbeddedBackend:
         groups = quadrant_groups(self._layout)[::-1, :].T            # world-axis (cols, rows) like solid
         self.wall_tex = np.ascontiguousarray(walls[groups])
         self.floor_tex = np.ascontiguousarray(floors[groups])
-        # Spawn at the cell's centre facing east (yaw 0): DMLab's text-level 'P' spawn.
+        # Spawn at the cell's centre with a uniform heading: a text-level 'P' has no angle and the level sets
+        # no randomAngleRange, so the engine's default 360 applies: yaw = random() * 360, Quake's random()
+        # being a multiple of 1/32768 (g_client.c SelectRandomSpawnPoint)
         x, y = self._layout.centre(r, c)
-        self.state[:] = (x, y, 0.0, 0.0, 0.0)
+        yaw = float(rng(seed, "heading").integers(SPAWN_ANGLE_STEPS)) * 360.0 / SPAWN_ANGLE_STEPS
+        self.state[:] = (x, y, 0.0, 0.0, yaw)
         return self._render()
 
     def _render(self) -> np.ndarray:

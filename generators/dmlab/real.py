@@ -72,10 +72,18 @@ def dmlab_seed(seed: int) -> int:
     return int(seed) & 0x7FFFFFFF
 
 
+# The authors' fork turns the 2D overlay off in its q3config.cfg (commit fd576d6: cg_draw2D, cg_drawCrosshair,
+# cg_drawStatus, cg_drawIcons, cg_draw3dIcons 0); a stock build draws a crosshair in every frame. Set at
+# start-up through the console (not `minimalUI`, which forces cg_drawCrosshairAlways 1).
+HUD_OFF = " ".join(f"+set {var} 0" for var in ("cg_draw2D", "cg_drawCrosshair", "cg_drawStatus", "cg_drawIcons",
+                                                "cg_draw3dIcons"))
+
+
 def lab_settings(cfg: RealConfig) -> dict[str, str]:
     """The `config` dict for deepmind_lab.Lab: every value a string, as the module requires."""
     fps = int(cfg.fps) if float(cfg.fps).is_integer() else cfg.fps
-    settings = {"width": str(cfg.resolution), "height": str(cfg.resolution), "fps": str(fps)}
+    settings = {"width": str(cfg.resolution), "height": str(cfg.resolution), "fps": str(fps),
+                "appendCommand": HUD_OFF}
     if cfg.level in SHIPPED_LEVELS:      # other levels reject unknown settings (setting_overrides)
         settings.update(levelDirectory=LEVEL_DIR, mazeSize=str(cfg.maze_size), openFraction=repr(cfg.open_fraction))
     return settings

@@ -300,7 +300,8 @@ class Lab:
         r, c = spawns[np.random.RandomState(seed + 1).randint(len(spawns))]
         rows = self._grid.shape[0]
         self._pos = np.array([(c + 0.5) * _CELL, (rows - r - 0.5) * _CELL, 24.03125])
-        self._yaw = 0.0
+        # the engine's default randomAngleRange 360: a uniform heading, random() in steps of 1/32768
+        self._yaw = np.random.RandomState(seed + 2).randint(32768) * 360.0 / 32768 - 180.0
         self._steps = 0
         self._episode += 1
         self._status = "running"
