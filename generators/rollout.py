@@ -37,8 +37,8 @@ def rollout(backend: Backend, policy: Policy, seed: int, length: int, skip: int 
 
     Frame 0 is the view after the `skip` unrecorded steps (the view at reset when skip == 0); actions[k] is the
     action whose step produced frame k (NO_ACTION for the reset view), pose[k] the pose at frame k. The policy's
-    last choice after the final frame is never executed. `done`, if given, is polled after every step; True raises
-    EpisodeDiscarded.
+    last choice after the final frame is never executed. `done`, if given, is polled after every step but the last
+    (the collector keeps an episode whose end comes with its last step); True raises EpisodeDiscarded.
     """
     obs = backend.reset(seed, **(reset_kwargs or {}))
     pose = np.asarray(backend.pose(), np.float32)
@@ -55,7 +55,7 @@ def rollout(backend: Backend, policy: Policy, seed: int, length: int, skip: int 
         a = int(policy(t, obs, pose, backend))
         obs = backend.step(a)
         pose = np.asarray(backend.pose(), np.float32)
-        if done is not None and done():
+        if done is not None and t - skip + 1 < length - 1 and done():   # an end on the last step keeps it
             raise EpisodeDiscarded(f"episode with seed {seed} ended at step {t}")
     return Episode(video, actions, poses, seed=int(seed))
 

@@ -55,10 +55,11 @@ def test_configuration_matches_protocol(hs, scenes):
     assert space["move_forward"].actuation.amount == 0.25 and space["turn_left"].actuation.amount == 10.0
     assert (cfg.agents[0].height, cfg.agents[0].radius) == (1.5, 0.01)
     assert cfg.sim_cfg.scene_id == scenes[0] and cfg.sim_cfg.allow_sliding
-    # The authors' navmeshes (compute_navmesh.py): 1.4 m tall, 0.01 m radius, 0.5 m climb, 60 degree slope.
+    # The navmesh the collector ran on: habitat-sim 0.2.1 rebuilds the baked one for the 0.01 m agent with
+    # Recast's defaults (1.5 m tall, 0.2 m climb, 45 degree slope) and the agent's radius.
     expect = hs.nav.NavMeshSettings()
     expect.set_defaults()
-    expect.agent_height, expect.agent_radius, expect.agent_max_climb, expect.agent_max_slope = 1.4, 0.01, 0.5, 60.0
+    expect.agent_height, expect.agent_radius, expect.agent_max_climb, expect.agent_max_slope = 1.5, 0.01, 0.2, 45.0
     assert settings == expect
     with pytest.raises(AttributeError):                              # a misspelt field fails as on the real class
         settings.max_climb = 0.5
@@ -71,7 +72,7 @@ def test_navmesh_rebuilt_with_protocol_settings(hs, scenes):
     try:
         be.load_scene(0)
         s = be.sim.pathfinder.nav_mesh_settings
-        assert (s.agent_height, s.agent_radius, s.agent_max_climb, s.agent_max_slope) == (1.4, 0.01, 0.5, 60.0)
+        assert (s.agent_height, s.agent_radius, s.agent_max_climb, s.agent_max_slope) == (1.5, 0.01, 0.2, 45.0)
     finally:
         be.close()
 

@@ -7,7 +7,7 @@ import pytest
 from generators.minecraft import protocol as P
 from generators.minecraft.cli import main as cli_main
 from generators.minecraft.spec import SPEC
-from generators.rollout import NO_ACTION
+from generators.rollout import EpisodeDiscarded, NO_ACTION
 from generators.seeds import episode_seed
 
 PARAMS = dict(length=12, prob_forward=0.9, action_repeat=5, max_consec_forward=50, max_attempts=5)
@@ -65,8 +65,8 @@ class DyingBackend:
     """Test double: a blank simulator whose episodes end after 3 steps for the seeds in `bad`."""
     name, version = "embedded", "test"
 
-    def __init__(self, bad):
-        self.bad, self.resets, self.done = set(bad), [], False
+    def __init__(self, bad, at=3):
+        self.bad, self.at, self.resets, self.done = set(bad), at, [], False
 
     def reset(self, seed, **_):
         self.resets.append(seed)
@@ -75,7 +75,7 @@ class DyingBackend:
 
     def step(self, action):
         self.t += 1
-        self.done = self.seed in self.bad and self.t >= 3
+        self.done = self.seed in self.bad and self.t >= self.at
         return np.full((4, 4, 3), self.t, np.uint8)
 
     def pose(self):
@@ -99,6 +99,17 @@ def test_discarded_episodes_are_redrawn_with_the_next_seed():
     # the redrawn episode is exactly what attempt 2 gives on its own
     again = SPEC.episode(DyingBackend([]), 4, 7, PARAMS)
     assert again.seed == episode_seed(7, 4, 0)
+
+
+def test_an_end_on_the_last_step_keeps_the_episode():
+    """The collector discards an episode only when `done` comes before its last step (`t < traj_length - 1`)."""
+    steps = PARAMS["length"] - 1                           # the reset view, then the recorded steps
+    every = [episode_seed(7, 4, k) for k in range(3)]
+    b = DyingBackend(every, at=steps)
+    ep = SPEC.episode(b, 4, 7, PARAMS)
+    assert b.resets == every[:1] and ep.seed == every[0] and b.done and int(ep.video[-1, 0, 0, 0]) == steps
+    with pytest.raises(EpisodeDiscarded):
+        SPEC.episode(DyingBackend(every, at=steps - 1), 4, 7, {**PARAMS, "max_attempts": 3})
 
 
 class LoggingBackend(DyingBackend):

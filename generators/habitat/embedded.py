@@ -125,7 +125,7 @@ class EmbeddedBackend:
     """Backend protocol (generators.backend.Backend) over scene files; `layout()` is the NavWorld."""
 
     name = "embedded"
-    version = "1"
+    version = "2"   # 2: the collector's effective navmesh (climb 0.2 m, slope 45, height 1.5 m; was 0.5 / 60 / 1.4)
 
     def __init__(self, params: dict[str, Any]):
         self.cfg = protocol_from_params(params)

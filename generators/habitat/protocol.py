@@ -30,18 +30,20 @@ POSE_NAMES = ["x", "y", "z", "yaw"]   # metres in habitat's frame (y up), yaw in
 @dataclass
 class ProtocolConfig:
     """Defaults are the paper's collector: habitat-lab's default simulator config (0.25 m step, 10 degree
-    turns, HFOV 90, RGB sensor at 1.25 m) with its AGENT_0.RADIUS = 0.01 override, on navmeshes the authors
-    baked with agent height 1.4 m, radius 0.01 m, max climb 0.5 m, max slope 60 degrees (compute_navmesh.py)."""
+    turns, HFOV 90, RGB sensor at 1.25 m) with its AGENT_0.RADIUS = 0.01 override. That radius differs from
+    habitat-sim's default 0.1, so habitat-sim 0.2.1 replaces the scene's baked navmesh (compute_navmesh.py:
+    height 1.4 m, climb 0.5 m, slope 60 degrees) by one rebuilt with Recast's defaults and the agent's
+    radius and height (simulator.py _config_pathfinder): height 1.5 m, radius 0.01 m, climb 0.2 m, slope 45."""
     length: int = 300                 # frames per episode
     resolution: int = 128             # square RGB sensor, rendered at this size (no resize)
     hfov: float = 90.0                # degrees
     sensor_height: float = 1.25       # metres above the agent's feet (habitat-lab RGB_SENSOR.POSITION)
     forward_step: float = 0.25        # metres
     turn_angle: float = 10.0          # degrees
-    agent_height: float = 1.4         # navmesh settings of the authors' baked navmeshes
+    agent_height: float = 1.5         # the navmesh habitat-sim rebuilt for the collector's agent
     agent_radius: float = 0.01
-    max_climb: float = 0.5
-    max_slope: float = 60.0
+    max_climb: float = 0.2
+    max_slope: float = 45.0
     success_distance: float = 0.2     # the follower's goal radius
     min_goal_dist: float = 1.0        # geodesic metres
     max_goal_dist: float = 15.0

@@ -14,7 +14,7 @@ from .protocol import MOVE_FORWARD, STOP, TURN_LEFT, TURN_RIGHT, protocol_from_p
 from .scenes import SceneUnusable, scene_to_load
 
 SENSOR = "color_sensor"
-AGENT_HEIGHT = 1.5   # habitat-lab's AGENT_0.HEIGHT (the body; the navmesh uses the protocol's agent_height, 1.4)
+AGENT_HEIGHT = 1.5   # habitat-lab's AGENT_0.HEIGHT (the body; the navmesh uses the protocol's agent_height)
 _NAMES = {MOVE_FORWARD: "move_forward", TURN_LEFT: "turn_left", TURN_RIGHT: "turn_right"}
 
 
@@ -46,8 +46,9 @@ class HabitatSimBackend:
 
     # -------------------------------------------------------------------------- configuration
     def navmesh_settings(self):
-        """Recast settings of the authors' navmeshes (compute_navmesh.py): habitat's defaults with the agent's
-        height, radius, max climb and max slope replaced. A scene's own .navmesh built with these is kept."""
+        """Recast settings of the collector's navmesh: habitat's defaults with the agent's height, radius, max
+        climb and max slope replaced (by default the navmesh habitat-sim 0.2.1 rebuilt for the collector's
+        0.01 m agent: ProtocolConfig). A scene's own .navmesh built with these is kept."""
         s = self.hs.nav.NavMeshSettings()
         s.set_defaults()
         s.agent_height = self.cfg.agent_height
