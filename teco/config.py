@@ -69,6 +69,10 @@ class TECOConfig:
     action_embed_dim: int = 16
     dropout_actions: bool = True
     action_dropout_p: float = 0.5
+    # the input predicting frame t takes actions[t + action_lead] (store convention: actions[t] produced
+    # frame t; past the window's end: none). 1 for DMLab, whose released files store the action taken
+    # after each frame, which the authors' concat(z[:, :-1], a[:, 1:]) paired with frame t-1 (teco/README.md)
+    action_lead: int = 0
     # -- the VQ-GAN whose codes TECO models (filled in from the VQ-GAN at train time) --
     vq_codes: int = 1024
     vq_dim: int = 64
@@ -90,6 +94,8 @@ class TECOConfig:
             raise ValueError(f"latent grid {self.z_grid} is not divisible by z_ds {self.z_ds}")
         if self.max_context is not None and self.max_context < 1:
             raise ValueError(f"max_context must be >= 1 or None, got {self.max_context}")
+        if self.action_lead not in (0, 1):
+            raise ValueError(f"action_lead must be 0 or 1, got {self.action_lead}")
         if not 0.0 <= self.drop_loss_rate < 1.0:
             raise ValueError(f"drop_loss_rate must be in [0, 1), got {self.drop_loss_rate}")
         if self.seq_len <= self.n_cond:
@@ -126,7 +132,7 @@ TECO_CONFIGS: dict[str, TECOConfig] = {
     "dmlab": TECOConfig(
         name="dmlab", encoder_blocks=2, decoder_blocks=4, embedding_dim=64, n_codes=1024, z_ds=8,
         z_tfm=TransformerConfig(1024, 4096, 16, 8), z_git=TransformerConfig(512, 2048, 8, 8),
-        save_interval=100_000, dropout_actions=True),
+        save_interval=100_000, dropout_actions=True, action_lead=1),
     "minecraft": TECOConfig(
         name="minecraft", batch_size=8, encoder_blocks=4, decoder_blocks=6, embedding_dim=128, n_codes=1024, z_ds=8,
         z_tfm=TransformerConfig(1024, 4096, 16, 12), z_git=TransformerConfig(768, 3072, 12, 6),

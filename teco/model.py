@@ -4,7 +4,8 @@ Shapes: VQ-GAN codes (B, T, G, G) with G = 16; TECO latents z_t (B, E, g, g) wit
 embedding_dim); the temporal transformer sees s x s tokens per frame with s = g / z_ds.
 Actions follow the store's convention: actions[t] is the action that produced frame t (taken between
 frames t-1 and t; -1 = none). As the authors' `concat(z[:, :-1], a[:, 1:])`, the temporal input
-predicting frame t is [z_{t-1}, a_t], so h_t is computed from z_<t and a_<=t; actions[:, 0] is not used.
+predicting frame t is [z_{t-1}, a_{t+lead}] (`action_lead`: 0, or 1 for DMLab, whose released files hold
+the action after each frame), so h_t is computed from z_<t and a_<=t+lead; actions[:, 0] is not used.
 Layers, initialisers and losses follow wilson1yan/teco (teco/models/{teco,base}.py); teco/README.md
 lists every deliberate difference and the option that selects it.
 """
@@ -127,6 +128,15 @@ class TECO(nn.Module):
             actions = torch.where(actions < 0, actions, torch.zeros_like(actions))
         return torch.where(actions < 0, torch.full_like(actions, self.cfg.action_dim), actions)
 
+    def lead_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """actions (B, T) in the store's convention -> the ones the model pairs with each position:
+        actions[:, t + action_lead], -1 (none) past the end. Applied once to a whole sequence, before any
+        windowing (temporal(), sample())."""
+        k = self.cfg.action_lead
+        if k == 0:
+            return actions
+        return torch.cat([actions[:, k:], torch.full_like(actions[:, :k], -1)], 1)
+
     def _tokens(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Inputs z_{t-1} (B, n, E, g, g) + a_t (B, n) -> tokens (B, n, s*s, W) that predict frame t."""
         B, n, _, g, _ = z.shape
@@ -148,15 +158,16 @@ class TECO(nn.Module):
 
     def temporal(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """z (B, T, E, g, g), actions (B, T) -> h (B, T, E, g, g); h_t depends on z_<t and a_1..a_t
-        (a_t produced frame t); h_0 sees only the start token."""
+        (a_t produced frame t; a_1..a_{t+1} with action_lead 1); h_0 sees only the start token."""
         B = z.shape[0]
         sos = self.sos.to(z.dtype).expand(B, 1, *self.sos.shape)
-        tokens = torch.cat([sos, self._tokens(z[:, :-1], actions[:, 1:])], 1)
+        tokens = torch.cat([sos, self._tokens(z[:, :-1], self.lead_actions(actions)[:, 1:])], 1)
         return self._temporal(tokens, 0)
 
     def start_temporal(self, z: torch.Tensor, actions: torch.Tensor) -> tuple[KVCache, torch.Tensor]:
-        """Cached run over observed frames z (B, C, E, g, g) with actions (B, C+1), actions[:, t] having
-        produced frame t (the last one produces the frame to predict) -> (cache, h_C (B, E, g, g))."""
+        """Cached run over observed frames z (B, C, E, g, g) with actions (B, C+1), actions[:, t] being the
+        one paired with position t (after lead_actions(); without a lead, the one that produced frame t,
+        the last producing the frame to predict) -> (cache, h_C (B, E, g, g))."""
         B, C = z.shape[:2]
         if actions.shape[1] != C + 1:
             raise ValueError(f"start_temporal needs C+1 = {C + 1} actions, got {actions.shape[1]}")
@@ -167,7 +178,7 @@ class TECO(nn.Module):
 
     def step_temporal(self, cache: KVCache, t: int, z_prev: torch.Tensor, a_t: torch.Tensor) -> torch.Tensor:
         """h_t (B, E, g, g) from the cache plus the newest frame z_{t-1} (B, E, g, g) and the action
-        a_t (B,) that produces frame t."""
+        a_t (B,) paired with position t (lead_actions(); without a lead, the one that produces frame t)."""
         return self._temporal(self._tokens(z_prev[:, None], a_t[:, None]), t, cache)[:, 0]
 
     # -- prior + decoder ----------------------------------------------------------------------------

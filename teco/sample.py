@@ -57,7 +57,8 @@ def sample(model: TECO, codes_cond: torch.Tensor, actions: torch.Tensor, length:
            sampler: str = SAMPLERS[0]) -> torch.Tensor:
     """codes_cond long (B, C, 16, 16), actions long (B, C+L) -> codes long (B, C+L, 16, 16), the first C
     frames being codes_cond unchanged. actions[:, t] is the action that produced frame t (the store's
-    convention; actions[:, 0] is not used). `sampler`: MaskGit method, one of teco.maskgit.SAMPLERS."""
+    convention; paired with frames as the model's action_lead says). `sampler`: MaskGit method, one of
+    teco.maskgit.SAMPLERS."""
     cfg = model.cfg
     if codes_cond.ndim != 4 or codes_cond.shape[-2:] != (cfg.codes_grid, cfg.codes_grid):
         raise ValueError(f"codes_cond must be (B, C, {cfg.codes_grid}, {cfg.codes_grid}), got {tuple(codes_cond.shape)}")
@@ -75,6 +76,7 @@ def sample(model: TECO, codes_cond: torch.Tensor, actions: torch.Tensor, length:
     device = model.vq_embed.device
     out_device = codes_cond.device
     codes_cond, actions = codes_cond.to(device).long(), actions.to(device).long()
+    actions = model.lead_actions(actions)      # the pairing the model was trained with, before any window
     frames = [codes_cond[:, t] for t in range(C)]
     opts = dict(draft_steps=draft_steps, revise_rounds=revise_rounds, revise_steps=revise_steps,
                 temperature=temperature, generator=generator, sampler=sampler)

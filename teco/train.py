@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=int,
                    help="sliding-window attention over the last K frames (short-context baseline; default: the "
                         "whole window)")
+    p.add_argument("--action-lead", type=int, choices=(0, 1),
+                   help="pair the input predicting frame t with actions[t + K] (default: config; dmlab 1, as the "
+                        "authors' model on their DMLab files; 0 = the action that produced frame t)")
     p.add_argument("--grad-clip", type=float,
                    help="clip the gradient norm (deviation: the authors do not clip; default: off)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
@@ -115,10 +118,13 @@ def resolve_config(args, saved: dict | None, store_params: dict) -> TECOConfig:
         over["max_context"] = args.context
     if args.grad_clip is not None:
         over["grad_clip"] = args.grad_clip
+    lead = {} if args.action_lead is None else {"action_lead": args.action_lead}
+    if saved is not None and lead and lead["action_lead"] != cfg.action_lead:
+        raise ValueError(f"--action-lead {args.action_lead} differs from the run's {cfg.action_lead}")
     for k, v in over.items():
         if v is not None and k != "max_context" and v <= 0:
             raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
-    return dataclasses.replace(cfg, **{k: v for k, v in over.items() if v is not None})
+    return dataclasses.replace(cfg, **{k: v for k, v in over.items() if v is not None}, **lead)
 
 
 def check_codes(reader: StoreReader, vq_hash: str, vqgan_run: str, episodes: list[int], encode: bool,

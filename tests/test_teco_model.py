@@ -132,6 +132,31 @@ def test_action_pairing_matches_the_authors_input():
         torch.testing.assert_close(x[j, E:, 0, 0], want)
 
 
+def test_action_lead_pairs_frame_t_with_the_next_action():
+    """action_lead 1 (the dmlab config): the input predicting frame t carries actions[t + 1], the last one
+    none (-1), as the authors' model on their DMLab files, whose actions[t] is the action after frame t."""
+    from teco.config import TECO_CONFIGS
+    assert [TECO_CONFIGS[n].action_lead for n in ("dmlab", "minecraft", "habitat", "tiny")] == [1, 0, 0, 0]
+    cfg = small("tiny", seq_len=5, action_lead=1)
+    model = make(cfg).eval()
+    codes, actions = batch(cfg, B=1)
+    seen = []
+    model.z_proj.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    with torch.no_grad():
+        z = model.encode(codes)[0]
+        h = model.temporal(z, actions)
+        later = actions.clone()
+        later[:, 3] = (later[:, 3] + 1) % cfg.action_dim
+        h3 = model.temporal(z, later)
+    E, emb = cfg.embedding_dim, model.action_embed.weight
+    for j in range(cfg.seq_len - 1):                          # input j predicts frame j + 1, with a_{j+2}
+        want = emb[cfg.action_dim] if j + 2 >= cfg.seq_len else emb[actions[0, j + 2]]
+        torch.testing.assert_close(seen[0][j, E:, 0, 0], want)
+    assert torch.equal(h[:, :2], h3[:, :2]) and (h[:, 2] - h3[:, 2]).abs().max() > 1e-4   # a_3 conditions frame 2
+    with pytest.raises(ValueError, match="action_lead"):
+        small("tiny", action_lead=2)
+
+
 def test_frame_mask():
     f = torch.tensor([0, 0, 1, 1, 2, 2])
     full = frame_mask(f, f, None)
@@ -214,11 +239,11 @@ def test_kv_cache_matches_full_computation(name, k):
     with torch.no_grad():
         z = model.encode(codes)[0]
         h = model.temporal(z, actions)
-        C = 2
-        cache, hc = model.start_temporal(z[:, :C], actions[:, :C + 1])
+        C, a = 2, model.lead_actions(actions)                  # the cached path takes the paired actions
+        cache, hc = model.start_temporal(z[:, :C], a[:, :C + 1])
         steps = [hc]
         for t in range(C + 1, cfg.seq_len):
-            steps.append(model.step_temporal(cache, t, z[:, t - 1], actions[:, t]))
+            steps.append(model.step_temporal(cache, t, z[:, t - 1], a[:, t]))
     torch.testing.assert_close(torch.stack(steps, 1), h[:, C:], atol=1e-5, rtol=1e-4)
     if k is not None:   # the cache keeps only what the next frame can see
         assert int(cache.frames.min()) >= cfg.seq_len - k

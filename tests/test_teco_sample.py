@@ -58,9 +58,10 @@ def test_actions_steer_the_samples():
     assert not torch.equal(a[:, 2:], b[:, 2:])
 
 
-@pytest.mark.parametrize("context", [None, 2])
-def test_kv_cached_sampling_equals_uncached_h(context, monkeypatch):
-    model = tiny_model(max_context=context)
+@pytest.mark.parametrize("context,lead", [(None, 0), (2, 0), (None, 1), (2, 1)])
+def test_kv_cached_sampling_equals_uncached_h(context, lead, monkeypatch):
+    """Sampling pairs frames with actions as training does, with either action_lead."""
+    model = tiny_model(max_context=context, action_lead=lead)
     cond, actions = inputs(C=2, L=3)
     seen_h, seen_z = [], []
     real = model.generate_frame

@@ -152,3 +152,12 @@ def test_encode_flag_runs_teco_encode_first(setup):
     r = StoreReader(bare)
     assert r.has("codes") and r.attrs["codes"]["vqgan_hash"] == setup["hash"]
     assert (r.read("codes", 0) >= 0).all()
+
+
+def test_action_lead_flag_is_recorded_and_kept_on_resume(setup, capsys):
+    out = setup["root"] / "lead"
+    assert train_main(args(setup, out, "--steps", "2", "--batch-size", "2", "--action-lead", "1")) == 0
+    assert json.load(open(out / "run.json"))["config"]["action_lead"] == 1
+    assert train_main(args(setup, out, "--steps", "3", "--batch-size", "2", "--resume", "--action-lead", "0")) == 2
+    assert "--action-lead 0 differs" in capsys.readouterr().err
+    assert train_main(args(setup, out, "--steps", "3", "--batch-size", "2", "--resume")) == 0
