@@ -127,6 +127,16 @@ def resolve_config(args, saved: dict | None, store_params: dict) -> TECOConfig:
     return dataclasses.replace(cfg, **{k: v for k, v in over.items() if v is not None}, **lead)
 
 
+def action_dim_for(cfg: TECOConfig, action_names: list[str], say: bool = True) -> int:
+    """The action embedding keeps the config's rows (the authors' 6 + 1 for every dataset) unless the store
+    has more actions than that; then it grows to them, and says so."""
+    n = len(action_names)
+    if n > cfg.action_dim and say:
+        print(f"train-teco: the store has {n} actions, more than config '{cfg.name}' embeds "
+              f"({cfg.action_dim}): action_dim = {n}", file=sys.stderr)
+    return max(cfg.action_dim, n)
+
+
 def check_codes(reader: StoreReader, vq_hash: str, vqgan_run: str, episodes: list[int], encode: bool,
                 device: str, grid: int) -> tuple[StoreReader, list[int], dict[int, str]]:
     """The store must hold codes of exactly this VQ-GAN (grid x grid per frame) for every episode we train on. Returns (the
@@ -368,14 +378,10 @@ def open_run(args, world: int) -> Run:
     codebook, codes_grid = vqgan.codebook_embeddings(), vqgan.cfg.grid
     del vqgan
     sc = reader.config
-    # what the model's code input looks like comes from the VQ-GAN: codebook size, width and grid side;
-    # the action embedding keeps the config's rows (the authors' 6 + 1 for every dataset) unless the store
-    # has more actions than that
-    if len(sc.action_names) > cfg.action_dim and rank == 0:
-        print(f"train-teco: the store has {len(sc.action_names)} actions, more than config '{cfg.name}' "
-              f"embeds ({cfg.action_dim}): action_dim = {len(sc.action_names)}", file=sys.stderr)
+    # what the model's code input looks like comes from the VQ-GAN: codebook size, width and grid side
+    first = not dist.is_initialized() or dist.get_rank() == 0
     cfg = dataclasses.replace(cfg, vq_codes=codebook.shape[0], vq_dim=int(codebook.shape[1]),
-                              codes_grid=codes_grid, action_dim=max(cfg.action_dim, len(sc.action_names)))
+                              codes_grid=codes_grid, action_dim=action_dim_for(cfg, sc.action_names, say=first))
     if cfg.seq_len > sc.length:
         raise ValueError(f"--seq-len {cfg.seq_len} exceeds the store's episode length {sc.length}")
     if cfg.batch_size % world:

@@ -161,3 +161,11 @@ def test_action_lead_flag_is_recorded_and_kept_on_resume(setup, capsys):
     assert train_main(args(setup, out, "--steps", "3", "--batch-size", "2", "--resume", "--action-lead", "0")) == 2
     assert "--action-lead 0 differs" in capsys.readouterr().err
     assert train_main(args(setup, out, "--steps", "3", "--batch-size", "2", "--resume")) == 0
+
+
+def test_action_embedding_keeps_the_configs_rows_unless_the_store_has_more(capsys):
+    from teco.config import get_config
+    from teco.train import action_dim_for
+    cfg = get_config("dmlab")
+    assert action_dim_for(cfg, ["a"] * 5) == 6 and capsys.readouterr().err == ""
+    assert action_dim_for(cfg, ["a"] * 9) == 9 and "9 actions" in capsys.readouterr().err
