@@ -74,7 +74,8 @@ def test_every_console_script_states_each_default_once(capsys):
             text = " ".join(capsys.readouterr().out.split())
             assert "(default: None)" not in text and "(default: False)" not in text, (name, argv, text)
             texts[f"{name} {argv[0]}"] = text
-    assert "--workers WORKERS simulator actors (default: all CPUs of the cluster) --address" in texts["gen-dmlab --help"]
+    gen = texts["gen-dmlab --help"]
+    assert "--workers WORKERS simulator actors (default: all CPUs of the cluster) --address" in gen
     assert "(default: no limit)" in texts["gen-habitat --help"]
     assert "DataLoader processes per rank (default: 2)" in texts["train-teco --help"]
     assert "animation (default: 15)" in texts["teco-store preview"]

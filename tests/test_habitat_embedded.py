@@ -161,7 +161,8 @@ def test_spec_flags_params_and_validation(scenes, tmp_path):
     assert cfg.pose_names == ["x", "y", "z", "yaw"] and cfg.episode_fields == {"scene": "int32"}
     assert (cfg.length, cfg.height, cfg.width) == (12, 128, 128) and cfg.params["pose_units"] == "metres"
     proto = params["protocol"]                                      # the authors' navmesh and frame 0
-    assert (proto["agent_height"], proto["agent_radius"], proto["max_climb"], proto["max_slope"]) == (1.5, 0.01, 0.2, 45)
+    navmesh = (proto["agent_height"], proto["agent_radius"], proto["max_climb"], proto["max_slope"])
+    assert navmesh == (1.5, 0.01, 0.2, 45)
     assert proto["skip"] == 1 and params["shading"] == "flat"
     assert params["scene_sha256"] == [hashlib.sha256(open(scenes[0], "rb").read()).hexdigest()]
     with pytest.raises(ValueError):

@@ -87,7 +87,8 @@ def test_tiny_teco_overfits_four_episodes(setup):
     assert run["vqgan"]["hash"] == setup["hash"] and run["store"] == StoreReader(setup["store"]).url
     train, test = run["split"]["train"], run["split"]["test"]
     assert len(test) >= 1 and not set(train) & set(test) and sorted(train + test) == list(range(N_EP))
-    assert run["config"]["seq_len"] == 8 and run["config"]["vq_codes"] == 64 and run["config"]["action_dim"] == 6   # the config's rows (the authors' 6), not the store's 3
+    assert run["config"]["seq_len"] == 8 and run["config"]["vq_codes"] == 64
+    assert run["config"]["action_dim"] == 6          # the config's rows (the authors' 6), not the store's 3
     assert os.path.isfile(out / "ckpt.pt")
 
 
