@@ -198,7 +198,8 @@ def main() -> None:
             for _ in range(args.rounds):
                 wait_quiet()
                 bares.append(bare_fps(spec, params, n_bare)[0])
-                r1, per_ep = e2e(spec, params, n_e2e, 1, tmp, args.compression_level)   # store size: the same every round
+                # store size: the same every round
+                r1, per_ep = e2e(spec, params, n_e2e, 1, tmp, args.compression_level)
                 r1s.append(r1)
                 r2s.append(e2e(spec, params, n_e2e, 2, tmp, args.compression_level)[0])
                 if name == "dmlab":

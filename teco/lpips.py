@@ -49,6 +49,11 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 
 
+def check_net(net: str) -> None:
+    if net not in NETS:
+        raise ValueError(f"unknown LPIPS network '{net}': choose {' or '.join(NETS)}")
+
+
 def _features(net: str) -> nn.Sequential:
     mods, ch = [], 3
     for spec in NETS[net]["layers"]:
@@ -66,8 +71,7 @@ class LPIPS(nn.Module):
 
     def __init__(self, net: str = "vgg"):
         super().__init__()
-        if net not in NETS:
-            raise ValueError(f"unknown LPIPS network '{net}': choose vgg or alex")
+        check_net(net)
         self.net_name = net
         self.features = _features(net)
         self.slices = NETS[net]["slices"]
@@ -196,13 +200,8 @@ def _package_heads(net: str = PAPER_NET) -> str | None:
     return None
 
 
-def _check_net(net: str) -> None:
-    if net not in HUB_FILES:
-        raise ValueError(f"unknown LPIPS network '{net}': choose {' or '.join(HUB_FILES)}")
-
-
 def missing_message(net: str = PAPER_NET) -> str:
-    _check_net(net)
+    check_net(net)
     hub, (heads, backbone, tv) = hub_checkpoints(), HUB_FILES[net]
     return (f"no LPIPS weights ({net}): pass --lpips-weights FILE, or put the lpips package's weights/v0.1/{net}.pth "
             f"at {os.path.join(hub, heads[0])} and torchvision's {backbone} in {hub}/ "
@@ -215,7 +214,7 @@ def find_weights(path: str | None = None, backbone: str | None = None,
     cache (a heads-only file gets the cached backbone of the network its heads are for); with no path, the
     hub cache's files for `net` alone. FileNotFoundError saying which file to put where when nothing
     usable is found."""
-    _check_net(net)
+    check_net(net)
     hub = hub_checkpoints()
     if path is not None:
         if not os.path.isfile(path):

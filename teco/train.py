@@ -118,13 +118,12 @@ def resolve_config(args, saved: dict | None, store_params: dict) -> TECOConfig:
         over["max_context"] = args.context
     if args.grad_clip is not None:
         over["grad_clip"] = args.grad_clip
-    lead = {} if args.action_lead is None else {"action_lead": args.action_lead}
-    if saved is not None and lead and lead["action_lead"] != cfg.action_lead:
-        raise ValueError(f"--action-lead {args.action_lead} differs from the run's {cfg.action_lead}")
+    if args.action_lead is not None:    # a resumed run refuses a change, as any setting (open_run)
+        over["action_lead"] = args.action_lead
     for k, v in over.items():
-        if v is not None and k != "max_context" and v <= 0:
+        if v is not None and k not in ("max_context", "action_lead") and v <= 0:
             raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
-    return dataclasses.replace(cfg, **{k: v for k, v in over.items() if v is not None}, **lead)
+    return dataclasses.replace(cfg, **{k: v for k, v in over.items() if v is not None})
 
 
 def action_dim_for(cfg: TECOConfig, action_names: list[str], say: bool = True) -> int:
