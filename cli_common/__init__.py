@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import errno
 import os
+import stat
 import sys
 from typing import Any, Callable
 
@@ -79,6 +80,31 @@ def os_error_message(e: OSError, what: str) -> str:
     return f"{what}: {reason}: {path}; {todo}" if path else f"{what}: {reason}; {todo}"
 
 
+# Object-store failures that mean "no credentials / cannot reach the endpoint", raised by botocore (under
+# s3fs) as its own types: matched by name so that this layer imports no S3 library.
+REMOTE_ERRORS = {"NoCredentialsError", "PartialCredentialsError", "EndpointConnectionError",
+                 "ConnectTimeoutError", "InvalidEndpointURLError", "ClientConnectorError"}
+
+
+def remote_error(e: BaseException | None) -> BaseException | None:
+    """The credentials / connection error of an object store in e's cause/context chain, or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ in REMOTE_ERRORS:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _stdout_is_pipe() -> bool:
+    """True when standard output is a pipe: a BrokenPipeError then means its reader went away (`| head`)."""
+    try:
+        return stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def run_main(fn: Callable[[], int | None], prog: str) -> int:
     try:
         code = fn()
@@ -86,9 +112,19 @@ def run_main(fn: Callable[[], int | None], prog: str) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; completed work is kept, rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if not _stdout_is_pipe():
+            raise
+        # as any shell tool whose reader went away: no traceback, and none at exit when Python flushes
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141   # 128 + SIGPIPE
     except Exception as e:
         if os.environ.get("TECO_DEBUG"):
             raise
+        if (remote := remote_error(e)) is not None:
+            print(f"{prog}: error: cannot use the object store: {' '.join(str(remote).split())}; set its "
+                  "credentials and endpoint (AWS_* or FSSPEC_S3_* variables, docs/CLUSTER.md)", file=sys.stderr)
+            return 2
         # a user error raised `from None` already says what failed and what to do: keep its message
         env = None if isinstance(e, USER_ERRORS) and e.__suppress_context__ else environment_error(e)
         if isinstance(e, USER_ERRORS) and (env is None or env is e):

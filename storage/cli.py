@@ -10,7 +10,9 @@ import numpy as np
 
 from cli_common import HelpFormatter, run_main
 
-from .reader import StoreReader
+from .reader import EpisodeDataError, StoreReader
+
+STORE_HELP = "an episode store: a path or an fsspec URL (s3://bucket/d.zarr)"
 
 
 def cmd_info(args) -> int:
@@ -78,11 +80,22 @@ def cmd_preview(args) -> int:
     done = r.complete_indices()
     if len(done) == 0:
         raise ValueError(f"{r.url} has no complete episodes to preview")
-    eps = done[: args.episodes]
     t1 = min(r.config.length, args.frames) if args.frames else r.config.length
-    videos = np.stack([r.read("video", int(i), 0, t1) for i in eps])
+    eps, videos = [], []
+    for i in done:   # the first readable complete episodes; a damaged one is named and passed over
+        try:
+            videos.append(r.read("video", int(i), 0, t1))
+        except EpisodeDataError as e:
+            print(f"teco-store: skipping episode {i}: {e}", file=sys.stderr)
+            continue
+        eps.append(int(i))
+        if len(eps) == args.episodes:
+            break
+    if not eps:
+        raise ValueError(f"{r.url}: no complete episode could be read (`teco-store verify` names the damage)")
+    videos = np.stack(videos)
     write_grid(args.out, videos, fps=args.fps, scale=args.scale, cell_labels=[f"episode {i}" for i in eps])
-    print(f"wrote {args.out}: episodes {eps.tolist()}, {t1} frames")
+    print(f"wrote {args.out}: episodes {eps}, {t1} frames")
     return 0
 
 
@@ -100,18 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("info", formatter_class=HelpFormatter, help="counts, sizes, compression ratio, config")
-    s.add_argument("path")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("path", help=STORE_HELP)
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     s.set_defaults(fn=cmd_info)
     s = sub.add_parser("verify", formatter_class=HelpFormatter,
                        help="read every complete episode; non-zero exit on any fault")
-    s.add_argument("path")
+    s.add_argument("path", help=STORE_HELP)
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--mark-incomplete", action="store_true",
                    help="mark bad episodes incomplete so that rerunning the generator regenerates them")
     s.set_defaults(fn=cmd_verify)
     s = sub.add_parser("preview", formatter_class=HelpFormatter, help="a GIF/MP4 grid of a few episodes")
-    s.add_argument("path")
+    s.add_argument("path", help=STORE_HELP)
     s.add_argument("--out", required=True, help="FILE.gif or FILE.mp4")
     s.add_argument("--episodes", type=int, default=4, help="episodes side by side (the first complete ones)")
     s.add_argument("--frames", type=int, default=0, help="first N frames (default: all)")
@@ -122,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="convert the paper's released data: DMLab .npz (video, actions) or "
                             "Minecraft/Habitat .mp4 + .npz (actions) episodes")
     s.add_argument("path", help="a folder (searched recursively; train/ and test/ subfolders keep that split) or one file")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="the store to write (a path or s3://...); rerunning resumes")
     s.add_argument("--dataset", default="imported",
                    help="dmlab, minecraft or habitat: that dataset's action names and action convention; "
                         "any other name is recorded as is with action_<k> names")

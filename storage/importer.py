@@ -13,12 +13,13 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import zipfile
 
 import numpy as np
 from tqdm import tqdm
 
 from .schema import StoreConfig, StoreError
-from .writer import StoreWriter
+from .writer import StoreWriter, actions_valid
 
 NO_ACTION = -1
 
@@ -29,12 +30,13 @@ PRODUCED_RESET = "produced-reset"  # produced frame t, index 0 a placeholder for
 CONVENTIONS = (AFTER, PRODUCED, PRODUCED_RESET)
 
 SPLITS = ("train", "test")
+MAX_ACTIONS = 1 << 16   # a larger id inferred from the files is a damaged file, not an action space
 
 
 def to_store_actions(actions: np.ndarray, convention: str) -> np.ndarray:
     """Released per-frame action ids -> the store's `actions[t]` (the action that produced frame t)."""
     a = np.asarray(actions).astype(np.int64)
-    out = np.empty(len(a), np.int32)
+    out = np.empty(len(a), np.int64)   # checked against the action space before the store's int32
     if convention == AFTER:
         out[0] = NO_ACTION                # what produced the first kept frame is not in the file
         out[1:] = a[:-1]                  # the action after the last frame produced nothing recorded
@@ -86,31 +88,51 @@ def _read_mp4(path: str) -> np.ndarray:
     return iio.imread(path)           # imageio-ffmpeg
 
 
+def _first_line(e: BaseException, limit: int = 160) -> str:
+    return (str(e).splitlines() or [""])[0][:limit]
+
+
+def _load_arrays(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Arrays `keys` of an .npz (or the one array of an .npy, as 'actions'); a file numpy cannot read
+    (cut short, not an .npz, object arrays) is a StoreError naming it."""
+    try:
+        if path.endswith(".npy"):
+            return {"actions": np.load(path)}
+        with np.load(path) as z:
+            if set(keys) - set(z.files):
+                raise StoreError(f"{path}: expected arrays {', '.join(repr(k) for k in keys)}, found {sorted(z.files)}")
+            return {k: z[k] for k in keys}
+    except StoreError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        # np.load takes what is neither a zip nor an .npy for a pickle, which we never load: say what it is not
+        why = ("neither a zip archive nor an .npy array" if "contains pickled" in str(e)
+               else f"{type(e).__name__}: {_first_line(e)}")
+        raise StoreError(f"{path}: not a readable {os.path.splitext(path)[1]} file ({why})") from None
+
+
 def load_episode(path: str) -> tuple[np.ndarray, np.ndarray]:
     """(video uint8 (T, H, W, 3), released action ids int64 (T,)) from one episode file."""
     if path.endswith(".npz"):
-        with np.load(path) as z:
-            if "video" not in z or "actions" not in z:
-                raise StoreError(f"{path}: expected arrays 'video' and 'actions', found {sorted(z.files)}")
-            video, actions = z["video"], z["actions"]
+        z = _load_arrays(path, ("video", "actions"))
+        video, actions = z["video"], z["actions"]
     else:
         stem = os.path.splitext(path)[0]
         if os.path.exists(stem + ".npz"):
-            with np.load(stem + ".npz") as z:
-                if "actions" not in z:
-                    raise StoreError(f"{stem}.npz: expected an array 'actions', found {sorted(z.files)}")
-                actions = z["actions"]
+            actions = _load_arrays(stem + ".npz", ("actions",))["actions"]
         elif os.path.exists(stem + ".npy"):
-            actions = np.load(stem + ".npy")
+            actions = _load_arrays(stem + ".npy", ("actions",))["actions"]
         else:
             raise StoreError(f"{path}: no actions file {stem}.npz (or .npy) beside it")
         try:
             video = _read_mp4(path)
-        except Exception as e:       # imageio raises several types for unreadable files
-            raise StoreError(f"{path}: cannot decode the video ({type(e).__name__}: {e})") from None
+        except Exception as e:       # imageio raises several types for unreadable files (ffmpeg's banner: cut)
+            raise StoreError(f"{path}: cannot decode the video ({type(e).__name__}: {_first_line(e)})") from None
     video = np.asarray(video)
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
         raise StoreError(f"{path}: video is {video.dtype}{video.shape}, expected uint8 (T, H, W, 3)")
+    if len(video) == 0:
+        raise StoreError(f"{path}: the video has no frames")
     actions = np.asarray(actions)
     if actions.ndim == 2 and actions.shape[1] == 1:
         actions = actions[:, 0]
@@ -139,12 +161,17 @@ def import_episodes(src: str, out: str, dataset: str = "imported", num_actions: 
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown action convention '{convention}': choose one of {', '.join(CONVENTIONS)}")
     files, split = find_episodes(src)
-    video, _ = load_episode(files[0])
+    video, first = load_episode(files[0])
     t, h, w, _ = video.shape
     if names is None:
         if num_actions is None:   # scan ids cheaply from the first episodes; later ones are checked on write
-            num_actions = int(max(load_episode(f)[1].max() for f in files[:16])) + 1
+            num_actions = max(int(load_episode(f)[1].max()) for f in files[:16]) + 1
+        if not 1 <= num_actions <= MAX_ACTIONS:
+            raise ValueError(f"{num_actions} actions (ids 0..{num_actions - 1}, from --num-actions or the files' "
+                             f"largest id) is not a discrete action space of 1..{MAX_ACTIONS}: check the files")
         names = [f"action_{k}" for k in range(num_actions)]
+    # before the store exists: a first file that does not fit leaves nothing behind to block a corrected rerun
+    check_actions(files[0], to_store_actions(first, convention), names, dataset)
     root = src if os.path.isdir(src) else os.path.dirname(src)
     params = {**((known or {}).get("params") or {}), "source": os.path.abspath(src),
               "action_convention_of_source": convention, "files": [os.path.relpath(f, root) for f in files]}
@@ -161,9 +188,17 @@ def import_episodes(src: str, out: str, dataset: str = "imported", num_actions: 
         if video.shape != (t, h, w, 3):
             raise StoreError(f"{f}: video {video.shape} differs from the first episode's {(t, h, w, 3)}")
         actions = to_store_actions(released, convention)
-        bad = (actions < NO_ACTION) | (actions >= len(names))
-        if bad.any():
-            raise StoreError(f"{f}: action id {int(actions[bad][0])} outside 0..{len(names) - 1} ({dataset})")
+        check_actions(f, actions, names, dataset)
         writer.write_episode(i, video, actions, np.empty((t, 0), np.float32))
         writer.mark_complete(i, -1)
     return writer
+
+
+def check_actions(path: str, actions: np.ndarray, names: list[str], dataset: str) -> None:
+    """A StoreError naming `path` unless its converted ids are the store's: 0..K-1, -1 only at frame 0."""
+    if not actions_valid(actions, len(names)):
+        ok = (actions >= 0) & (actions < len(names))
+        ok[0] |= actions[0] == NO_ACTION
+        t = int(np.flatnonzero(~ok)[0])
+        raise StoreError(f"{path}: action id {int(actions[t])} at frame {t} (after conversion) is outside "
+                         f"0..{len(names) - 1} ({dataset}; -1, no action, only at frame 0)")

@@ -8,6 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
+from cli_common import environment_error
+
 FORMATS = (".gif", ".mp4")
 
 
@@ -161,13 +163,30 @@ def write_grid(path, videos, rows: int | None = None, fps: float = 10.0, pad: in
         frames = annotate(frames, cell, pad * scale, cols, labels, boundary, title)
     if cell_labels is not None:      # below annotate()'s header
         frames = label_cells(frames, cell, pad * scale, cols, cell_labels, top=frames.shape[1] - grid_h)
-    if suffix == ".gif":
-        import imageio.v3 as iio
-        iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
-    else:
-        import imageio.v2 as iio2
-        with iio2.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                             macro_block_size=16) as w:
-            for f in _pad_to(frames, 16, 255):
-                w.append_data(f)
+    if os.path.isdir(path):
+        raise ValueError(f"cannot write {path}: it is a folder")
+    # written beside it, then renamed: a failed or interrupted write leaves no half animation under `path`
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}.partial{suffix}")
+    try:
+        open(tmp, "wb").close()   # fails here, in one line, where imageio and ffmpeg would fail noisily
+        if suffix == ".gif":
+            import imageio.v3 as iio
+            iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / fps, loop=0)
+        else:
+            import imageio.v2 as iio2
+            with iio2.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                 macro_block_size=16) as w:
+                for f in _pad_to(frames, 16, 255):
+                    w.append_data(f)
+        os.replace(tmp, path)
+    except OSError as e:   # also ffmpeg's pipe breaking when it cannot write
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if environment_error(e) is not None:
+            raise type(e)(e.errno, e.strerror, path)   # full disk, read-only...: every command's message, on `path`
+        raise ValueError(f"cannot write {path}: {e.strerror or str(e).split(' FFMPEG COMMAND')[0]}") from None
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     return path

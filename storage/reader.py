@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import logging
 import re
 
 import numpy as np
@@ -15,6 +16,8 @@ import zarr
 from . import store as _store
 from .schema import StoreError, array_specs
 from .shards import ChunkPlan, ShardPlan, plan
+
+log = logging.getLogger(__name__)
 
 
 class EpisodeDataError(StoreError):
@@ -64,6 +67,10 @@ class EpisodeIndex:
         completion flag, not one per episode of the config (a store may be grown far past its data)."""
         return complete_indices(self.url, self.array("complete"), self.config.episodes)
 
+    def complete_flags(self) -> tuple[np.ndarray, np.ndarray]:
+        """(complete indices, indices whose completion flag is unreadable): see complete_flags()."""
+        return complete_flags(self.url, self.array("complete"), self.config.episodes)
+
     def complete_count(self) -> int:
         return len(self.complete_indices())
 
@@ -101,6 +108,9 @@ class StoreReader(EpisodeIndex):
                 self._arrays[name] = self.group[name]
             except KeyError:
                 raise StoreError(f"{self.url}: no array '{name}'") from None
+            except (ValueError, TypeError) as e:   # a damaged zarr.json (JSON or metadata errors)
+                raise StoreError(f"{self.url}: {name}/zarr.json is unreadable ({type(e).__name__}: "
+                                 f"{(str(e).splitlines() or [''])[0][:160]})") from None
         return self._arrays[name]
 
     def read(self, name: str, i: int, t0: int = 0, t1: int | None = None,
@@ -111,12 +121,17 @@ class StoreReader(EpisodeIndex):
         arr = self.array(name)
         i = self._index(i)
         if not allow_missing and (name, i) not in self._present:
-            missing = self.missing_objects(i, [name])
+            sizes = self.object_sizes(i, [name])
+            missing = [k for k, n in sizes.items() if n is None]
             if missing:
                 todo = ("run teco-encode" if name == "codes" else
                         "run `teco-store verify --mark-incomplete`, then the gen command, to regenerate it")
                 raise MissingEpisodeData(f"{self.url}: episode {i}: array '{name}' has missing object(s) "
                                          f"{', '.join(missing[:3])}; {todo}", i, name)
+            empty = [k for k, n in sizes.items() if n == 0]
+            if empty:   # zarr reads an empty shard as a missing one (fill values); no object we write is empty
+                raise EpisodeDataError(f"{self.url}: episode {i}: array '{name}' is unreadable (empty object(s) "
+                                       f"{', '.join(empty[:3])}); run `teco-store verify`", i, name)
             self._present.add((name, i))
         try:
             if arr.ndim > 1 and (p := self.direct_plan(name)) is not None:
@@ -139,17 +154,29 @@ class StoreReader(EpisodeIndex):
     def episode(self, i: int, fields=("video", "actions", "pose")) -> dict[str, np.ndarray]:
         return {f: self.read(f, i) for f in fields}
 
+    def object_sizes(self, i: int, names) -> dict[str, int | None]:
+        """'name/key' -> size in bytes of each storage object of episode i (None: absent)."""
+        keys = [f"{n}/{k}" for n in names for k in object_keys(self.array(n), i)]
+        if not _store.is_url(self.url):
+            def size(key):
+                try:
+                    return os.stat(os.path.join(self.url, *key.split("/"))).st_size
+                except (FileNotFoundError, NotADirectoryError):
+                    return None
+        else:
+            import fsspec
+            fs, root = fsspec.core.url_to_fs(self.url)
+
+            def size(key):
+                try:
+                    return int(fs.size(f"{root.rstrip('/')}/{key}"))
+                except FileNotFoundError:
+                    return None
+        return {k: size(k) for k in keys}
+
     def missing_objects(self, i: int, names) -> list[str]:
         """Storage objects of episode i that are absent (keys under the store)."""
-        names = list(names)
-        if not _store.is_url(self.url):
-            return [f"{n}/{k}" for n in names for k in object_keys(self.array(n), i)
-                    if not os.path.exists(os.path.join(self.url, n, *k.split("/")))]
-        import fsspec
-        fs, root = fsspec.core.url_to_fs(self.url)
-        root = root.rstrip("/")
-        return [f"{n}/{k}" for n in names for k in object_keys(self.array(n), i)
-                if not fs.exists(f"{root}/{n}/{k}")]
+        return [k for k, n in self.object_sizes(i, names).items() if n is None]
 
     def failed(self) -> dict:
         return dict(self.meta.get("failed") or {})
@@ -189,13 +216,33 @@ def listed_episodes(url: str, name: str) -> np.ndarray:
     return np.array(sorted(int(e) for e in entries if e.isdigit()), np.int64)
 
 
-def complete_indices(url: str, complete: zarr.Array, episodes: int) -> np.ndarray:
-    """Indices < episodes whose `complete` flag is True, reading only the flags that exist."""
+def complete_flags(url: str, complete: zarr.Array, episodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices < episodes whose `complete` flag is True, indices whose flag object is unreadable),
+    reading only the flags that exist. A flag has no checksum (FORMAT.md); one that cannot be read
+    (cut short, emptied) counts as incomplete instead of making the whole store unreadable."""
     if tuple(complete.chunks) != (1,):   # not our layout (one object per flag): read them all
-        return np.flatnonzero(np.asarray(complete[:episodes], bool))
+        return np.flatnonzero(np.asarray(complete[:episodes], bool)), np.zeros(0, np.int64)
     idx = listed_episodes(url, "complete")
     idx = idx[idx < min(episodes, complete.shape[0])]
     if len(idx) == 0:
-        return idx
-    values = np.asarray(complete.get_orthogonal_selection(idx), bool)
-    return idx[values]
+        return idx, idx
+    try:
+        return idx[np.asarray(complete.get_orthogonal_selection(idx), bool)], np.zeros(0, np.int64)
+    except Exception:   # some flag object is damaged: read them one by one to find which
+        values, bad = np.zeros(len(idx), bool), []
+        for j, i in enumerate(idx):
+            try:
+                values[j] = bool(complete[int(i)])
+            except Exception:
+                bad.append(int(i))
+        return idx[values], np.array(bad, np.int64)
+
+
+def complete_indices(url: str, complete: zarr.Array, episodes: int) -> np.ndarray:
+    """Indices < episodes whose `complete` flag is True; unreadable flags count as incomplete, with a warning."""
+    done, unreadable = complete_flags(url, complete, episodes)
+    if len(unreadable):
+        log.warning("%s: the completion flags of episodes %s are unreadable; they count as incomplete "
+                    "(`teco-store verify --mark-incomplete` rewrites them, the gen command then regenerates them)",
+                    url, unreadable[:10].tolist())
+    return done

@@ -46,17 +46,24 @@ def per_episode_arrays(reader: StoreReader) -> list[str]:
     return names
 
 
-def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]], not_encoded: list | None = None) -> list[str]:
+def check_episode(reader: StoreReader, i: int, present: dict[str, dict[str, int | None]],
+                  not_encoded: list | None = None) -> list[str]:
+    """Problems of episode i; `present`: array -> {object key: size in bytes} of the objects that exist."""
     cfg, problems = reader.config, []
     not_encoded = [] if not_encoded is None else not_encoded
     for name in per_episode_arrays(reader):
         arr = reader.array(name)
-        missing = [k for k in object_keys(arr, i) if k not in present[name]]
+        keys = object_keys(arr, i)
+        missing = [k for k in keys if k not in present[name]]
         if missing and name == "codes":   # not encoded yet: teco-encode's business, not damage
             not_encoded.append(i)
             continue
         if missing:
             problems.append(f"{name}: missing object(s) {', '.join(missing[:3])}")
+            continue
+        empty = [k for k in keys if present[name][k] == 0]
+        if empty:   # zarr would read an empty shard as fill values; no object we write is empty
+            problems.append(f"{name}: empty object(s) {', '.join(empty[:3])}")
             continue
         try:
             x = np.asarray(arr[i])
@@ -79,16 +86,19 @@ def check_episode(reader: StoreReader, i: int, present: dict[str, set[str]], not
 def verify(url, progress: bool = True) -> VerifyReport:
     reader = StoreReader(url)   # raises StoreError for wrong format/dataset/shape
     report = VerifyReport(url=reader.url, failed=reader.failed())
-    done = reader.complete_indices()   # proportional to the flags that exist, not to the config's count
+    done, unreadable = reader.complete_flags()   # proportional to the flags that exist, not to the config's count
     report.complete, report.incomplete = len(done), reader.config.episodes - len(done)
+    for i in unreadable:
+        report.bad[int(i)] = ["complete: flag unreadable (counted incomplete)"]
     fs, root = fsspec.core.url_to_fs(reader.url)
     present = {}
     for name in per_episode_arrays(reader):
         base = f"{root.rstrip('/')}/{name}/"
         try:
-            present[name] = {p[len(base):] for p in fs.find(base + "c")}
+            present[name] = {p[len(base):]: d.get("size")
+                             for p, d in fs.find(base + "c", detail=True).items()}
         except FileNotFoundError:
-            present[name] = set()
+            present[name] = {}
     for i in tqdm(done, desc="verify", unit="ep", disable=not progress):
         problems = check_episode(reader, int(i), present, report.not_encoded)
         if problems:

@@ -25,7 +25,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from . import store as _store
 from .lock import locked
-from .reader import EpisodeIndex, object_keys
+from .reader import EpisodeIndex, listed_episodes, object_keys
 from .schema import (FORMAT_VERSION, TOOL_NAME, ArraySpec, StoreConfig,
                      StoreError, _normalise, array_specs, codes_spec)
 
@@ -85,6 +85,20 @@ def check_same_config(url: str, old: StoreConfig, new: StoreConfig) -> None:
                          "use another --out path or the same settings as before")
 
 
+def _unfinished_creation(url: str, group: zarr.Group, config: StoreConfig) -> bool:
+    """True for a group whose creation by `create(url, config)` was cut short: no attributes yet, nothing
+    but (some of) the store's empty arrays. Nothing in it can be lost, so it is made again."""
+    if group.attrs.asdict():
+        return False
+    names = {s.name for s in array_specs(config)}
+    members = dict(group.members())
+    if set(members) - names or not all(isinstance(m, zarr.Array) for m in members.values()):
+        return False
+    if not _store.is_url(url) and set(os.listdir(url)) - names - {"zarr.json"}:
+        return False   # someone else's files too
+    return all(len(listed_episodes(url, name)) == 0 for name in members)
+
+
 def _fresh_meta(url: str) -> tuple[zarr.Group, dict]:
     """The group and our attribute as they are on disk now (not a copy cached at open)."""
     group = _store.open_group(url, "r+")
@@ -119,20 +133,24 @@ class StoreWriter(EpisodeIndex):
         `config.episodes` larger than the store's grows it; smaller keeps the store's size."""
         url = _store.normalise(url)
         check_config(config)
+        unfinished = False
         if _store.exists(url):
             group = _store.open_group(url, "r+")
-            old, _ = _store.read_meta(group, url)
-            check_same_config(url, old, config)
-            w = cls(url, group, old)
-            w._validate_arrays()
-            if config.episodes > w.config.episodes:
-                w._grow(config.episodes)
-            return w
+            unfinished = _unfinished_creation(url, group, config)
+            if not unfinished:
+                old, _ = _store.read_meta(group, url)
+                check_same_config(url, old, config)
+                w = cls(url, group, old)
+                w._validate_arrays()
+                if config.episodes > w.config.episodes:
+                    w._grow(config.episodes)
+                return w
         _store.make_parent(url)
-        if not _store.is_url(url):
+        if not _store.is_url(url) and not unfinished:
             if os.path.exists(url) and os.listdir(url):
                 raise StoreError(f"{url} exists and is not an episode store; refusing to write into it")
-        group = zarr.open_group(url, mode="w-", zarr_format=3)
+        # the attributes come last: until then the group is an unfinished creation, made again from scratch
+        group = zarr.open_group(url, mode="w" if unfinished else "w-", zarr_format=3)
         for spec in array_specs(config):
             _create_array(group, spec, config.compression_level)
         group.attrs[_store.ATTR_KEY] = {

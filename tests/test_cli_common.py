@@ -79,3 +79,37 @@ def test_every_console_script_states_each_default_once(capsys):
     assert "(default: no limit)" in texts["gen-habitat --help"]
     assert "DataLoader processes per rank (default: 2)" in texts["train-teco --help"]
     assert "animation (default: 15)" in texts["teco-store preview"]
+
+
+def test_a_closed_output_pipe_ends_quietly_and_other_broken_pipes_stay_bugs(tmp_path):
+    import subprocess
+    import sys
+    code = ("import sys\nfrom cli_common import run_main\n"
+            "def f():\n    for i in range(200000): print('line', i)\n"
+            "sys.exit(run_main(f, 'prog'))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # `prog | head -1`: the reader leaves after one line
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141 and err == "", err
+
+    def other_pipe():                     # not standard output's pipe (here stdout is pytest's capture): a bug
+        raise BrokenPipeError(32, "Broken pipe")
+    with pytest.raises(BrokenPipeError):
+        run_main(other_pipe, "prog")
+
+
+def test_object_store_credentials_and_endpoint_errors_are_one_line(capsys):
+    class NoCredentialsError(Exception):          # what botocore raises, matched by name
+        pass
+
+    def no_credentials():
+        try:
+            raise NoCredentialsError("Unable to locate credentials")
+        except NoCredentialsError as e:
+            raise RuntimeError("s3fs wrapper") from e
+    assert run_main(no_credentials, "prog") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Unable to locate credentials" in err and "AWS_*" in err

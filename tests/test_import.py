@@ -145,9 +145,51 @@ def test_bad_files_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(StoreError, match="11 actions for 12 frames"):
         import_episodes(str(d), str(tmp_path / "o2.zarr"), "habitat", progress=False)
     np.savez_compressed(d / "a.npz", actions=np.full(T, 9, np.int32))
-    with pytest.raises(StoreError, match="action id 9 outside 0..3"):
+    with pytest.raises(StoreError, match=r"action id 9 at frame 1 \(after conversion\) is outside 0..3"):
         import_episodes(str(d), str(tmp_path / "o3.zarr"), "minecraft", progress=False)
     e = tmp_path / "empty"
     e.mkdir()
     assert store_cli(["import", str(e), "--out", str(tmp_path / "o4.zarr")]) == 2
     assert "no .npz or .mp4 episodes" in capsys.readouterr().err
+
+
+def test_unreadable_files_and_implausible_ids_are_named_and_leave_no_store(tmp_path, capsys):
+    import os
+    video = structured_frames(6, H, W)
+    cases = {   # folder -> (what its one episode file holds, what the one-line error must say)
+        "junk": (b"not an archive", "not a readable .npz file (neither a zip archive nor an .npy array)"),
+        "cut": (None, "not a readable .npz file (BadZipFile"),
+        "noframes": (dict(video=video[:0], actions=np.zeros(0, np.int64)), "the video has no frames"),
+        "huge": (dict(video=video, actions=np.array([0, 1, 0, 2**32 + 1, 2, 1])), "not a discrete action space"),
+    }
+    for name, (content, message) in cases.items():
+        d = tmp_path / name
+        d.mkdir()
+        f = d / "0.npz"
+        if isinstance(content, dict):
+            np.savez(f, **content)
+        elif content is None:
+            np.savez(f, video=video, actions=np.zeros(6, np.int64))
+            f.write_bytes(f.read_bytes()[:100])
+        else:
+            f.write_bytes(content)
+        out = tmp_path / f"{name}.zarr"
+        assert store_cli(["import", str(d), "--out", str(out), "--no-progress"]) == 2, name
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and (name == "huge" or str(f) in err), (name, err)
+        assert not os.path.exists(out), name
+    # an id beyond int32 is refused, not wrapped into range (2**32 + 1 would be stored as 1)
+    assert store_cli(["import", str(tmp_path / "huge"), "--out", str(tmp_path / "h6.zarr"), "--num-actions", "6",
+                      "--no-progress"]) == 2
+    assert "action id 4294967297 at frame 3" in capsys.readouterr().err
+
+
+def test_a_first_file_that_does_not_fit_leaves_nothing_to_block_a_corrected_rerun(tmp_path, capsys):
+    d = tmp_path / "src"
+    d.mkdir()
+    np.savez(d / "0.npz", video=structured_frames(6, H, W), actions=np.array([0, 1, 2, 5, 1, 0]))
+    out = str(tmp_path / "o.zarr")
+    assert store_cli(["import", str(d), "--out", out, "--dataset", "dmlab", "--no-progress"]) == 2
+    assert "action id 5 at frame 4" in capsys.readouterr().err      # DMLab's ids are 0..4
+    assert store_cli(["import", str(d), "--out", out, "--no-progress"]) == 0   # as `imported`, ids 0..5
+    assert StoreReader(out).config.action_names == [f"action_{k}" for k in range(6)]

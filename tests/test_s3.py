@@ -194,6 +194,22 @@ def test_loader_streams_windows_from_bucket(bucket_store, local_ref):
         assert np.array_equal(it["actions"].numpy(), ref.read("actions", i, t, t + 8))
 
 
+def test_an_emptied_shard_on_the_bucket_is_damage_not_black_frames(bucket_store):
+    """zarr reads a 0-byte shard as an absent one (fill values); on a bucket only the reader's check stops it."""
+    fs = s3fs_fs()
+    src, dst = bucket_store[len("s3://"):], f"{BUCKET}/emptied.zarr"
+    fs.copy(src, dst, recursive=True)
+    fs.pipe(f"{dst}/video/c/2/0/0/0/0", b"")
+    url = f"s3://{dst}"
+    from storage.reader import EpisodeDataError
+    with pytest.raises(EpisodeDataError, match="episode 2: array 'video' is unreadable \\(empty object"):
+        StoreReader(url).read("video", 2)
+    from storage.verify import verify
+    report = verify(url, progress=False)
+    assert list(report.bad) == [2] and "video: empty object(s)" in report.bad[2][0]
+    assert StoreReader(url).read("video", 1).any()
+
+
 def test_train_encode_grow_on_bucket(bucket_store, tmp_path, ray_cluster):
     """train-vqgan and train-teco read the bucket (2 DataLoader workers), teco-encode writes codes into it;
     episodes added after encoding are reported as not encoded (not as damage) until encoded too."""

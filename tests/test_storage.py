@@ -103,6 +103,25 @@ def test_refuses_foreign_directory_and_missing_paths(tmp_path):
     StoreWriter.create(str(tmp_path / "new" / "parent" / "s.zarr"), make_cfg())   # parents are made
 
 
+def test_a_creation_cut_short_is_made_again_and_foreign_groups_are_not(tmp_path):
+    import zarr
+    from storage.schema import array_specs
+    url = str(tmp_path / "s.zarr")
+    g = zarr.open_group(url, mode="w-", zarr_format=3)   # killed after two arrays, before the attributes
+    for spec in array_specs(make_cfg())[:2]:
+        g.create_array(spec.name, shape=(4, 3), dtype="uint8")
+    fill(url)                                             # creates it again, writes, resumes as any store
+    assert StoreReader(url).complete_indices().tolist() == [0, 1, 2, 3]
+    for foreign in ("other", "video"):                    # a member not ours, or ours holding data
+        url = str(tmp_path / f"{foreign}.zarr")
+        arr = zarr.open_group(url, mode="w-", zarr_format=3).create_array(foreign, shape=(4,), dtype="uint8")
+        if foreign == "video":
+            arr[:] = 1
+        with pytest.raises(StoreError, match="not an episode store"):
+            StoreWriter.create(url, make_cfg())
+        assert zarr.open_group(url, mode="r")[foreign].shape == (4,)
+
+
 def test_wrong_shapes_rejected(tmp_path):
     w = StoreWriter.create(str(tmp_path / "s.zarr"), make_cfg(2))
     v, a, p = episode(0)

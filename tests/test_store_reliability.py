@@ -339,6 +339,19 @@ def test_preview_into_read_only_folder(tmp_path, tmpfs):
     assert code == 2 and one_line(err) and "p.gif" in err and "read-only" in err.lower(), err
 
 
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_preview_to_a_folder_or_an_unwritable_place_is_one_line(tmp_path, suffix):
+    url = str(tmp_path / "s.zarr")
+    fill(url)
+    (tmp_path / f"dir{suffix}").mkdir()
+    for out, why in ((tmp_path / f"dir{suffix}", "it is a folder"), (f"/proc/p{suffix}", "No such file")):
+        code, err = call_cli(store_cli, ["preview", url, "--out", str(out), "--frames", "2"])
+        assert code == 2 and one_line(err) and f"cannot write {out}: {why}" in err, err
+    assert sorted(os.listdir(tmp_path)) == sorted(["s.zarr", f"dir{suffix}"])   # no half-written animation
+    ok = tmp_path / f"ok{suffix}"
+    assert call_cli(store_cli, ["preview", url, "--out", str(ok), "--frames", "2"])[0] == 0 and ok.stat().st_size
+
+
 def test_os_errors_are_one_line():
     def full():
         try:

@@ -8,6 +8,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from storage import StoreWriter
 from storage.cli import main as store_cli
@@ -82,3 +83,43 @@ def test_info_shows_each_failed_reason(tmp_path):
     assert list(info["failed_episodes"]) == ["3", "4"]
     code, out = cli(["info", w.url])
     assert "failed episode 4: RuntimeError: simulator crashed" in out and "failed episode 3: timed out" in out
+
+
+def test_empty_objects_are_damage_not_missing_or_not_encoded(tmp_path):
+    # zarr reads a 0-byte shard as an absent one (fill values): verify and the reader must call it damage
+    w = encoded_store(tmp_path / "s.zarr")
+    for name, i in (("video", 0), ("codes", 1)):
+        (obj,) = [f for f in glob.glob(f"{w.url}/{name}/c/{i}/**", recursive=True) if os.path.isfile(f)]
+        open(obj, "wb").close()
+    code, out = cli(["verify", w.url, "--no-progress"])
+    assert code == 1 and "not encoded" not in out, out
+    assert "episode 0: video: empty object(s)" in out and "episode 1: codes: empty object(s)" in out
+    from storage import StoreReader
+    from storage.reader import EpisodeDataError
+    for direct in (True, False):
+        with pytest.raises(EpisodeDataError, match="episode 0: array 'video' is unreadable"):
+            StoreReader(w.url, direct=direct).read("video", 0)
+
+
+def test_a_damaged_completion_flag_is_named_and_repairable(tmp_path, caplog):
+    w = encoded_store(tmp_path / "s.zarr")
+    open(f"{w.url}/complete/c/2", "wb").close()          # the one object without a checksum, emptied
+    from storage import StoreReader
+    assert StoreReader(w.url).complete_indices().tolist() == [0, 1, 3]   # readable, episode 2 incomplete
+    assert "episodes [2] are unreadable" in caplog.text
+    assert cli(["info", w.url])[0] == 0
+    code, out = cli(["verify", w.url, "--no-progress", "--mark-incomplete"])
+    assert code == 1 and "episode 2: complete: flag unreadable" in out and "marked 1 episodes incomplete" in out
+    assert os.path.getsize(f"{w.url}/complete/c/2") == 1
+    code, out = cli(["verify", w.url, "--no-progress"])
+    assert code == 0 and "3 complete episodes checked, 1 incomplete" in out, out
+
+
+def test_damaged_array_metadata_is_named(tmp_path):
+    w = encoded_store(tmp_path / "s.zarr")
+    meta = f"{w.url}/actions/zarr.json"
+    open(meta, "w").write(open(meta).read()[:100])
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert store_cli(["info", w.url]) == 2
+    assert "actions/zarr.json is unreadable" in err.getvalue() and err.getvalue().count("\n") == 1
