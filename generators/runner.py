@@ -16,7 +16,7 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from cli_common import os_error_in_chain
+from cli_common import UserError, os_error_in_chain
 from storage import StoreError, StoreWriter
 from storage.lock import StoreLock
 from storage.store import make_parent
@@ -160,13 +160,33 @@ def hide_ray_auth_notice(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Token authentication is enabled")
 
 
+def _check_reachable(address: str) -> None:
+    """A `host:port` cluster address that refuses a TCP connection fails here, in one line: ray.init
+    would retry it for minutes. ('auto' and ray:// addresses are left to Ray.)"""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return
+    import socket
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=10).close()
+    except OSError as e:
+        raise UserError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): check --address, "
+                        "or start the head node with `ray start --head` (docs/CLUSTER.md)") from None
+
+
 def _start_ray(opts: RunOptions) -> bool:
     """Connect to or start a cluster; True when we started it (and so must shut it down)."""
     if ray.is_initialized():
         return False
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
     if opts.address:
-        ray.init(address=opts.address, **quiet, **opts.ray_init)
+        _check_reachable(opts.address)
+        try:
+            ray.init(address=opts.address, **quiet, **opts.ray_init)
+        except ConnectionError as e:   # 'auto' with no cluster running
+            raise UserError(f"no Ray cluster at --address {opts.address} ({str(e).splitlines()[0][:160]}): "
+                            "start one with `ray start --head` (docs/CLUSTER.md), or leave out --address to "
+                            "use this machine alone") from None
         return False
     logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(hide_ray_auth_notice)
     kwargs = dict(include_dashboard=False, **quiet)
@@ -178,7 +198,7 @@ def _start_ray(opts: RunOptions) -> bool:
 
 
 _REAPER = r"""
-import os, signal, sys, time
+import os, select, signal, sys, time
 driver = int(sys.argv[1])
 def tree(root):
     kids = {}
@@ -190,17 +210,23 @@ def tree(root):
                 kids.setdefault(int(st[1]), []).append((int(p), st[19]))
             except OSError:
                 pass
-    out, todo = [], [root]
+    out, todo = {}, [root]
     while todo:
         for pid, start in kids.get(todo.pop(), []):
             if pid != os.getpid():
-                out.append((pid, start)); todo.append(pid)
+                out[pid] = start; todo.append(pid)
     return out
-seen = {}
+before = tree(driver)          # the driver's processes from before the cluster started: never ours to kill
+seen, stopped = {}, False
 while os.path.exists(f"/proc/{driver}") and os.getppid() == driver:
     seen.update(tree(driver))
-    time.sleep(1)
+    if select.select([sys.stdin], [], [], 1.0)[0]:    # the driver closed our stdin: Ray is shut down
+        seen.update(tree(driver))
+        stopped = True
+        break
 for pid, start in seen.items():
+    if stopped and before.get(pid) == start:
+        continue
     try:
         with open(f"/proc/{pid}/stat") as f:
             if f.read().rsplit(")", 1)[1].split()[19] == start:   # same process, not a reused id
@@ -211,10 +237,11 @@ for pid, start in seen.items():
 
 
 class _Reaper:
-    """A watchdog for a cluster we started: if the driver dies without shutting Ray down (kill -9,
-    OOM killer), Ray's agents outlive the raylet (~200 MB, blocked on the dead GCS); the watchdog
-    kills every process the driver had started, by id (and start time, so a reused id is left alone).
-    Linux only (/proc); a no-op elsewhere."""
+    """A watchdog for a cluster we start, started before it. If the driver dies without shutting Ray down
+    (kill -9, OOM killer), or Ray's start-up or shutdown is cut short (Ctrl-C), Ray's agents outlive the
+    raylet (~200 MB, blocked on the dead GCS). The watchdog kills every process the driver started while
+    it ran: when the driver dies, or when `stop()` says Ray is shut down (what is left then is left over).
+    By id and start time, so a reused id is left alone. Linux only (/proc); a no-op elsewhere."""
 
     def __init__(self):
         import subprocess
@@ -222,12 +249,38 @@ class _Reaper:
         self.proc = None
         if os.path.isdir("/proc/self"):
             self.proc = subprocess.Popen([sys.executable, "-c", _REAPER, str(os.getpid())], start_new_session=True,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
+        """Kill what the cluster left behind, then end the watchdog."""
         if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(30)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class _InterruptAfter:
+    """Ctrl-C during Ray's start-up takes effect when ray.init returns: an interrupted ray.init leaves
+    processes that nobody shuts down (Ray's own children ignore SIGINT)."""
+
+    def __enter__(self):
+        self.hit = False
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:
+            self.old = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum, frame):
+        self.hit = True
+
+    def __exit__(self, *exc):
+        if self.installed:
+            signal.signal(signal.SIGINT, self.old)
+        if self.hit and exc[0] is None:
+            raise KeyboardInterrupt
 
 
 class _TermAsInterrupt:
@@ -348,14 +401,18 @@ def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
             if not todo:
                 report.seconds = time.time() - t0
                 return report
-            started = _start_ray(opts)
-            reaper = _Reaper() if started else None
+            # a cluster we start is watched from before it starts (see _Reaper)
+            reaper = _Reaper() if not (opts.address or ray.is_initialized()) else None
+            started = False
             try:
+                with _InterruptAfter():
+                    started = _start_ray(opts)
                 with _TermAsInterrupt():
                     _run(spec, params, opts, backend, writer, todo, report, lock)
             finally:
                 if started:
                     ray.shutdown()
+                if reaper is not None:
                     reaper.stop()
         except Exception as e:   # the driver's own writes (complete flags, seeds, attributes) meet a full disk too
             if not _no_space(e):

@@ -241,6 +241,41 @@ def test_interrupted_driver_resumes(reference, tmp_path, ray_home, sig):
     assert verify(url, progress=False).ok
 
 
+def _name(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/comm").read().strip()
+    except OSError:
+        return ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after", ["gcs_server", "raylet"])
+def test_ctrl_c_during_ray_start_up_leaves_no_process(tmp_path, ray_home, after):
+    """Ctrl-C while ray.init is starting the cluster (its first processes are up, ray.init has not returned):
+    exit 130 in one line, and nothing the driver started outlives it (Ray's agents included)."""
+    url = str(tmp_path / "d.zarr")
+    cmd, env = cli(["--episodes", "2", "--out", url, "--length", "4", "--resolution", "16", "--workers", "1",
+                    "--no-progress"], ray_home)
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen: set = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(_name(pid) == after for pid, _ in seen):
+        seen |= descendants(p.pid)
+        time.sleep(0.02)
+    assert p.poll() is None, "the run ended before Ray started?"
+    p.send_signal(signal.SIGINT)
+    while p.poll() is None and time.time() < deadline:
+        seen |= descendants(p.pid)
+        time.sleep(0.02)
+    deadline = time.time() + 30
+    while alive(seen) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not alive(seen), f"left running: {[(pid, _name(pid)) for pid, _ in alive(seen)]}"
+    err = p.stderr.read().decode()
+    assert p.returncode == 130 and "rerun the same command to resume" in err and "Traceback" not in err, err
+
+
 def test_cli_bad_input_is_one_line(tmp_path, ray_home):
     (tmp_path / "afile").write_text("x")
     for args, msg in [(["--episodes", "0", "--out", str(tmp_path / "x.zarr")], "--episodes must be positive"),
