@@ -28,13 +28,18 @@ ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, err
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every console script's --help: '(default: X)' appended where the help does not already say it and
-    there is a value to show (not None, not a switch's False)."""
+    """Every console script's --help: '(default: X)' appended where the help does not already say it (no
+    '(default' in it) and there is a value to show (not None, not a switch's False)."""
 
     def _get_help_string(self, action):
-        if action.default is None or action.nargs == 0 or "default" in (action.help or ""):
+        if action.default is None or action.nargs == 0 or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
+
+
+def plural(n: int, word: str) -> str:
+    """'1 worker', '2 workers'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def strict_from_json(cls: type, d: dict[str, Any], what: str) -> Any:
@@ -121,6 +126,9 @@ def run_main(fn: Callable[[], int | None], prog: str) -> int:
     except Exception as e:
         if os.environ.get("TECO_DEBUG"):
             raise
+        if type(e) is ImportError and "install" in str(e).lower():   # fsspec: a protocol whose package is absent
+            print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+            return 2
         if (remote := remote_error(e)) is not None:
             print(f"{prog}: error: cannot use the object store: {' '.join(str(remote).split())}; set its "
                   "credentials and endpoint (AWS_* or FSSPEC_S3_* variables, docs/CLUSTER.md)", file=sys.stderr)

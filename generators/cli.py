@@ -9,13 +9,13 @@ import logging
 import math
 import sys
 
-from cli_common import HelpFormatter, run_main
+from cli_common import HelpFormatter, plural, run_main
 from storage.schema import StoreConfig
 
 from .runner import OVERLAP_MODES, RunOptions, generate
+from .seeds import check_seed
 from .spec import DatasetSpec, check_compression_level
 
-MAX_SEED = 2 ** 63 - 1
 GROWTH_FACTOR = 10        # more than this times the store's (or the paper's) size needs --allow-large-growth
 GROWTH_FLOOR = 10_000     # any store may grow to this many episodes without the flag
 
@@ -59,8 +59,7 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"{action.option_strings[-1] if action.option_strings else action.dest} must be a "
                              f"finite number, got {v}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise ValueError(f"--seed must be within 0..2**63-1, got {args.seed}")
+    check_seed(args.seed)
     if args.episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {args.episodes}")
     if args.workers is not None and args.workers <= 0:
@@ -93,10 +92,18 @@ def precheck(spec: DatasetSpec, params: dict, args: argparse.Namespace) -> tuple
         check_config(cfg)
     except StoreError as e:
         raise ValueError(str(e)) from None
+    if str(args.out).startswith("memory://"):
+        raise ValueError("--out memory:// lives in one process and the workers are others: give a path or an "
+                         "object store (s3://...)")
     existing = StoreReader(args.out) if _store.exists(args.out) else None
     have = existing.config.episodes if existing else 0
     if existing:
         check_same_config(existing.url, existing.config, cfg)
+        level = existing.config.compression_level
+        if args.compression_level is not None and args.compression_level != level:
+            logging.getLogger(f"gen-{spec.name}").warning(
+                "--compression-level %d applies to new stores: %s keeps its level %d", args.compression_level,
+                existing.url, level)
     if args.episodes > have and args.episodes > growth_limit(spec, have) and not args.allow_large_growth:
         what = f"grow {existing.url} from {have} to" if existing else "create a store of"
         raise ValueError(f"refusing to {what} {args.episodes} episodes (more than {growth_limit(spec, have)}); "
@@ -130,7 +137,7 @@ def run_cli(spec: DatasetSpec, argv: list[str] | None = None) -> int:
         done = report.already_complete + report.generated
         print(f"{report.store}: {done}/{report.requested} episodes complete "
               f"({report.generated} generated now, {report.already_complete} already there) "
-              f"with backend {report.backend}, {report.workers} workers: {report.rates()}")
+              f"with backend {report.backend}, {plural(report.workers, 'worker')}: {report.rates()}")
         if report.failed:
             print(f"gen-{spec.name}: {len(report.failed)} episodes failed after retries: "
                   + ", ".join(f"{i} ({why})" for i, why in sorted(report.failed.items())[:20]), file=sys.stderr)

@@ -29,6 +29,7 @@ class Episode:
     pose: np.ndarray      # float32 (T, P)
     extras: dict[str, Any] = field(default_factory=dict)   # per-episode values, e.g. {"scene": 3}
     seed: int = -1        # the simulator seed actually used (differs from the first draw after a redraw)
+    notes: list[str] = field(default_factory=list)   # for the run's log, not stored (e.g. a scene found unusable)
 
 
 def rollout(backend: Backend, policy: Policy, seed: int, length: int, skip: int = 0,

@@ -16,7 +16,7 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from cli_common import UserError, os_error_in_chain
+from cli_common import UserError, os_error_in_chain, plural
 from storage import StoreError, StoreWriter
 from storage.lock import StoreLock
 from storage.store import make_parent
@@ -118,9 +118,9 @@ class SimWorker:
         ep = self.spec.episode(self.backend, index, base_seed, self.params)
         return ep, time.perf_counter() - t0
 
-    def run(self, index: int, base_seed: int, attempt: int, ticket: int) -> tuple[int, int, int, float, float]:
-        """-> (index, seed used, frames, simulation seconds, write seconds). `ticket`: 0, 1, 2, ... in the
-        order the driver sent this actor its tasks."""
+    def run(self, index: int, base_seed: int, attempt: int, ticket: int) -> tuple[int, int, int, float, float, list]:
+        """-> (index, seed used, frames, simulation seconds, write seconds, the episode's notes for the log).
+        `ticket`: 0, 1, 2, ... in the order the driver sent this actor its tasks."""
         with self._turns:     # the simulator thread is FIFO: queue in ticket order
             self._turns.wait_for(lambda: self._turn == ticket)
             simulated = self._sim.submit(self._episode, index, base_seed)
@@ -131,7 +131,7 @@ class SimWorker:
         t0 = time.perf_counter()
         self.writer.write_episode(index, ep.video, ep.actions, ep.pose, **ep.extras)
         seed = ep.seed if ep.seed >= 0 else episode_seed(base_seed, index)
-        return index, int(seed), len(ep.video), sim_s, time.perf_counter() - t0
+        return index, int(seed), len(ep.video), sim_s, time.perf_counter() - t0, list(ep.notes)
 
     def ping(self) -> int:
         return os.getpid()
@@ -461,9 +461,10 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
     placing: dict[Any, int] = {pool.ping(k): k for k in range(n)}   # ping ref -> slot
     up = [False] * n
     start_error = ""                # why the last actor that failed to start did (its slot is retired)
+    noted: set[str] = set()         # episodes' notes already logged (each once)
     waiting_since = time.time()     # since when no slot has been up (warn once if that lasts)
     bar = tqdm(total=opts.episodes, initial=report.already_complete, unit="ep", disable=not opts.progress,
-               desc=f"{spec.name} [{backend}, {n} workers]", dynamic_ncols=True, smoothing=0.05)
+               desc=f"{spec.name} [{backend}, {plural(n, 'worker')}]", dynamic_ncols=True, smoothing=0.05)
     last_beat = time.time()
 
     def fail(i: int, why: str) -> None:
@@ -554,7 +555,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                     continue
                 k, i = inflight[ref]
                 try:
-                    idx, seed, frames, sim_s, write_s = ray.get(ref)
+                    idx, seed, frames, sim_s, write_s, notes = ray.get(ref)
                 except ray.exceptions.RayActorError as e:
                     lose_worker(k, f"worker died: {type(e).__name__}", None)
                     continue
@@ -570,6 +571,10 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                     continue
                 retire(k, ref)
                 suspects.discard(idx)
+                for note in notes:   # workers' logs do not reach the driver: what the user must know comes here
+                    if note not in noted:
+                        noted.add(note)
+                        log.warning("%s", note)
                 writer.mark_complete(idx, seed)
                 if idx in previously_failed:
                     writer.record_failed(idx, None)

@@ -3,6 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
+MAX_SEED = 2 ** 63 - 1   # base seeds are 0..MAX_SEED (two 32-bit words of SeedSequence entropy)
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{flag} must be within 0..2**63-1, got {seed}")
+
 
 def episode_seed(base_seed: int, index: int, attempt: int = 0) -> int:
     """A 63-bit seed for episode `index`; `attempt` > 0 gives the deterministic redraws used when a

@@ -17,6 +17,8 @@ def is_url(url: str) -> bool:
 
 def normalise(url) -> str:
     url = str(url)
+    if not url.strip():
+        raise StoreError("the store path is empty")
     if url.startswith("file://"):
         url = url[len("file://"):]
     return url if is_url(url) else os.path.abspath(os.path.expanduser(url))

@@ -80,9 +80,27 @@ def actions_valid(actions: np.ndarray, k: int) -> bool:
 def check_same_config(url: str, old: StoreConfig, new: StoreConfig) -> None:
     """A store is only ever reopened with the config it was made with (its size may grow)."""
     if old.identity() != new.identity():
-        diff = [k for k, v in new.identity().items() if old.identity().get(k) != v]
-        raise StoreError(f"{url} was made with a different config (differs in: {', '.join(diff)}); "
+        diff = "; ".join(config_differences(old.identity(), new.identity()))
+        raise StoreError(f"{url} was made with a different config (differs in: {diff}); "
                          "use another --out path or the same settings as before")
+
+
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """'key: old -> new' for each differing leaf of two JSON configs (nested keys dotted, e.g. params.look_rate;
+    long values cut)."""
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b, name = old.get(k, "(none)"), new.get(k, "(none)"), f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, name + ".")
+        elif a != b:
+            out.append(f"{name}: {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _short(v, n: int = 60) -> str:
+    s = json.dumps(v)
+    return s if len(s) <= n else s[:n - 3] + "..."
 
 
 def _unfinished_creation(url: str, group: zarr.Group, config: StoreConfig) -> bool:
@@ -147,6 +165,8 @@ class StoreWriter(EpisodeIndex):
                 return w
         _store.make_parent(url)
         if not _store.is_url(url) and not unfinished:
+            if os.path.exists(url) and not os.path.isdir(url):
+                raise StoreError(f"{url} is a file, not a store: choose another --out path")
             if os.path.exists(url) and os.listdir(url):
                 raise StoreError(f"{url} exists and is not an episode store; refusing to write into it")
         # the attributes come last: until then the group is an unfinished creation, made again from scratch

@@ -141,8 +141,29 @@ def test_unusable_scene_moves_episode_to_another(scenes, tmp_path):
         with pytest.warns(SceneWarning, match="broken.obj"):
             ep = SPEC.episode(be, i, 1, params)
         assert ep.extras["scene"] in (1, 2)
+        assert [n for n in ep.notes if "broken.obj" in n and "use other scenes" in n]   # for the driver's log
     finally:
         be.close()
+
+
+def test_gen_names_a_scene_only_its_workers_find_unusable(scenes, tmp_path, ray_cluster, caplog):
+    """The driver checks scenes only until one works; one that fails later, in a worker (whose log never
+    reaches the user), is named by the driver, once."""
+    import logging
+    import shutil
+    from generators.habitat.cli import main as gen_habitat
+    d = tmp_path / "scenes"
+    d.mkdir()
+    shutil.copy(scenes[0], d / "a.glb")
+    (d / "b.glb").write_bytes(open(scenes[1], "rb").read()[:1000])   # a glb's magic, cut short
+    params = _params([str(d / "a.glb"), str(d / "b.glb")])
+    picked = [SPEC.group(i, 0, params) for i in range(8)]
+    n = picked.index(1) + 1                                           # up to an episode that draws b.glb first
+    with caplog.at_level(logging.WARNING):
+        assert gen_habitat(["--scenes", str(d), "--out", str(tmp_path / "h.zarr"), "--episodes", str(n),
+                            "--length", "8", "--resolution", "16", "--workers", "1", "--no-progress"]) == 0
+    said = [r.getMessage() for r in caplog.records if "b.glb" in r.getMessage()]
+    assert len(said) == 1 and "use other scenes" in said[0], said
 
 
 def test_spec_flags_params_and_validation(scenes, tmp_path):

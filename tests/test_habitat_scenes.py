@@ -90,6 +90,15 @@ def test_make_scenes_deterministic_and_valid(tmp_path, scene_dir):
 def test_make_scenes_cli_errors(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--count", "0"]) == 2
     assert "make-scenes: error" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    for args, msg in ((["--out", str(tmp_path / "s"), "--seed", "-1"], "--seed must be within 0..2**63-1, got -1"),
+                      (["--out", str(tmp_path / "afile")], "is a file, not a folder")):
+        assert main([*args, "--count", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and msg in err, err
+    assert not os.path.exists(tmp_path / "s")                        # refused before anything is written
+    assert main(["--out", str(tmp_path / "ok"), "--count", "1", "--texture-px", "8"]) == 0
+    assert os.listdir(tmp_path / "ok") == ["scene_00000.glb"]        # written whole, then renamed
 
 
 def test_simplify_mesh_for_rendering(tmp_path):

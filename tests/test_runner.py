@@ -1,4 +1,5 @@
 """The shared Ray runner: determinism, resume, faults, locking (synthetic dataset: no simulator cost)."""
+import importlib.util
 import os
 import signal
 import subprocess
@@ -178,7 +179,8 @@ def test_actor_simulates_in_the_order_tasks_were_sent(monkeypatch):
 
     def episode(self, index, base_seed):
         order.append(index)
-        return SimpleNamespace(video=np.zeros((2, 1, 1, 3)), actions=None, pose=None, extras={}, seed=index), 0.0
+        return SimpleNamespace(video=np.zeros((2, 1, 1, 3)), actions=None, pose=None, extras={}, seed=index,
+                               notes=[]), 0.0
 
     monkeypatch.setattr(SimWorker, "_episode", episode)
     w = object.__new__(SimWorker)       # just the ordering machinery: no simulator, no store
@@ -276,13 +278,29 @@ def test_ctrl_c_during_ray_start_up_leaves_no_process(tmp_path, ray_home, after)
     assert p.returncode == 130 and "rerun the same command to resume" in err and "Traceback" not in err, err
 
 
+def test_compression_level_of_an_existing_store_is_said_to_be_kept(tmp_path, ray_home):
+    args = ["--episodes", "1", "--out", str(tmp_path / "d.zarr"), "--length", "4", "--resolution", "16"]
+    cmd, env = cli(args, ray_home)
+    assert subprocess.run(cmd, env=env, capture_output=True, timeout=120).returncode == 0
+    cmd, env = cli([*args, "--compression-level", "3"], ray_home)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "0 generated now" in out.stdout, out.stderr
+    assert "--compression-level 3 applies to new stores" in out.stderr and "keeps its level 5" in out.stderr
+
+
 def test_cli_bad_input_is_one_line(tmp_path, ray_home):
     (tmp_path / "afile").write_text("x")
     for args, msg in [(["--episodes", "0", "--out", str(tmp_path / "x.zarr")], "--episodes must be positive"),
                       (["--episodes", "2", "--out", str(tmp_path / "x.zarr"), "--backend", "warp"], "unknown backend"),
                       (["--episodes", "2", "--out", str(tmp_path / "afile/x.zarr")], "is a file, not a folder"),
                       (["--episodes", "-3", "--out", str(tmp_path / "x.zarr")], "--episodes must be positive"),
-                      (["--episodes", "2", "--out", str(tmp_path / "x.zarr"), "--workers", "0"], "--workers must be positive")]:
+                      (["--episodes", "2", "--out", str(tmp_path / "x.zarr"), "--workers", "0"], "--workers must be positive"),
+                      (["--episodes", "2", "--out", str(tmp_path / "afile")], "is a file, not a store"),
+                      (["--episodes", "2", "--out", ""], "the store path is empty"),
+                      (["--episodes", "2", "--out", "memory://x.zarr"], "memory:// lives in one process"),
+                      (["--episodes", "2", "--out", "gs://b/x.zarr"], "install gcsfs")]:
+        if args[3].startswith("gs://") and importlib.util.find_spec("gcsfs") is not None:
+            continue   # installed: nothing to say
         cmd, env = cli(args, ray_home)
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 2, out.stderr

@@ -81,6 +81,8 @@ def test_reopen_with_different_config_refused(tmp_path):
         StoreWriter.create(url, make_cfg(2, height=32))
     with pytest.raises(StoreError, match="dataset"):
         StoreWriter.create(url, make_cfg(2, dataset="other"))
+    with pytest.raises(StoreError, match=r"differs in: params\.p: 1 -> 2\)"):       # the nested key, both values
+        StoreWriter.create(url, make_cfg(2, params={"p": 2}))
     # same config reopens; more episodes grow it without touching the existing ones
     w = StoreWriter.create(url, make_cfg(5))
     assert w.config.episodes == 5

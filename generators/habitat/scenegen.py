@@ -5,6 +5,7 @@ habitat reads (see scenes.load_scene_mesh), so both backends read them the same 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -362,6 +363,8 @@ def write_scene(path: str, seed: int, cfg: SceneGenConfig | None = None, subdivi
     if subdivide:
         scene = subdivide_scene(scene, subdivide)
     data = scene.export(file_type="glb")
-    with open(path, "wb") as fh:
+    tmp = f"{path}.{os.getpid()}.partial"   # renamed when whole: an interrupted run leaves no cut .glb
+    with open(tmp, "wb") as fh:
         fh.write(data)
+    os.replace(tmp, path)
     return int(sum(len(g.faces) for g in scene.geometry.values()))

@@ -303,8 +303,9 @@ def simplify_mesh(mesh: SceneMesh, cell: float) -> SceneMesh:
 def _make_scenes(argv) -> int:
     from tqdm import tqdm
 
-    from cli_common import HelpFormatter
+    from cli_common import HelpFormatter, plural
 
+    from ..seeds import check_seed
     from .scenegen import SceneGenConfig, scene_seed, write_scene
 
     ap = argparse.ArgumentParser(prog="make-scenes", formatter_class=HelpFormatter,
@@ -322,12 +323,15 @@ def _make_scenes(argv) -> int:
         raise ValueError(f"--subdivide must be in 0..6, got {args.subdivide}")
     if args.texture_px < 8:
         raise ValueError(f"--texture-px must be >= 8, got {args.texture_px}")
+    check_seed(args.seed)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a file, not a folder")
     os.makedirs(args.out, exist_ok=True)
     cfg = SceneGenConfig(texture_px=args.texture_px)
     total = 0
     for i in tqdm(range(args.count), desc="make-scenes", unit="scene"):
         total += write_scene(os.path.join(args.out, f"scene_{i:05d}.glb"), scene_seed(args.seed, i), cfg, args.subdivide)
-    print(f"wrote {args.count} scenes ({total} triangles) to {args.out}")
+    print(f"wrote {plural(args.count, 'scene')} ({total} triangles) to {args.out}")
     return 0
 
 

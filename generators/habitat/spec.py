@@ -156,7 +156,7 @@ class HabitatSpec(DatasetSpec):
         proto = protocol_from_params(params)
         n = len(params["scenes"])
         seed0 = episode_seed(base_seed, index, 0)
-        draw, warned = 0, set()
+        draw, warned = 0, {}   # scene -> why it is unusable
 
         def attempt(seed: int) -> Episode:
             nonlocal draw
@@ -168,12 +168,14 @@ class HabitatSpec(DatasetSpec):
                 except SceneUnusable as e:
                     if scene not in warned:
                         warn_skip(params["scenes"][scene], str(e))
-                        warned.add(scene)
+                        warned[scene] = str(e)
                     draw += 1
                     if len(warned) == n or draw > 20 * n:
                         raise RuntimeError(f"episode {index}: no usable scene among {n}") from None
                     continue
                 ep.extras["scene"] = scene
+                ep.notes += [f"skipping scene {params['scenes'][k]}: {why}; its episodes use other scenes"
+                             for k, why in warned.items()]
                 return ep
         return redraw(index, base_seed, proto.max_attempts, attempt)
 
