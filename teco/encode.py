@@ -141,6 +141,10 @@ def encode_store(store, vqgan_run, device: str | torch.device = "auto", batch_si
     reader = StoreReader(store)
     model, vq_hash = load_vqgan(vqgan_run, map_location=device)
     check_match(reader, run_meta, model, vqgan_run)
+    if model.trained_step is not None and model.trained_step < model.cfg.steps:
+        print(f"teco-encode: warning: the VQ-GAN run {vqgan_run} stopped at step {model.trained_step} of "
+              f"{model.cfg.steps}: these codes come from an unfinished tokenizer (`train-vqgan --resume` finishes "
+              "it; then encode again with --overwrite)", file=sys.stderr)
     want = {"vqgan_hash": vq_hash, "grid": model.cfg.grid, "codebook_size": model.cfg.codebook_size}
     info = reader.attrs.get("codes") or {}
     # The store lock (the one gen-* and verify --mark-incomplete take) is taken when the first write is due,

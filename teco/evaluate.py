@@ -19,16 +19,17 @@
 * Learning beyond copying (teco.metrics.LearningStats), teacher-forced on the held-out examples' codes.
 LPIPS and I3D weights: the given file, else the standard PyTorch cache (torch.hub.get_dir()/checkpoints;
 teco/lpips.py, teco/i3d.py name the files); nothing is downloaded; without them those metrics are
-{"skipped": reason naming the file to put where}. LPIPS is AlexNet's, as the paper's (`--lpips-net vgg`
-looks up VGG files instead; metrics.json records the network and notes one that is not the paper's).
+{"skipped": reason naming the file to put where}, and one line on stderr per skipped metric says so.
+LPIPS is AlexNet's, as the paper's (`--lpips-net vgg` looks up VGG files instead; metrics.json records the
+network and notes one that is not the paper's).
 
 metrics.json: {"store", "dataset", "test_episodes", "protocol": {frame counts, batch_size, runs,
 examples_per_run, seed}, "notes": [...], "models": {"teco" | "baseline": {"psnr" | "ssim" | "lpips" | "fvd"
 | "fvd_kinetics": {"mean", "std", "per_run"} or {"skipped"}, "per_step": {metric: [horizon values]},
 "revisit": {...}, "consistency": {"short_context", "long_context", "memory" | "novel" | "recent": {"frames",
 metric: {"mean", "std", "per_run"}}}, "learning": {...}, "sampler", "max_context", "train_step", "seconds"},
-"copy_last_frame": {the frame metrics, per_step, consistency}}, "sampling_seeds": [per run], "lpips_weights",
-"lpips_net", "fvd_detector",
+"copy_last_frame": {the frame metrics, per_step, consistency, "fvd" | "fvd_kinetics": {"skipped"}}},
+"sampling_seeds": [per run], "lpips_weights", "lpips_net", "fvd_detector",
 "side_by_side": {row: {model: value}}, "curve_png"}. Per-frame PSNR is capped at 100 dB before averaging (an exact frame would be +inf).
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 import zlib
 from dataclasses import asdict, dataclass, fields
@@ -48,11 +50,12 @@ from cli_common import HelpFormatter, run_main
 from storage import StoreError, StoreReader
 
 from .episodes import EpisodeUnreadable, missing_objects, read_checked
+from .lpips import add_backbone_arg
 from .metrics import LearningStats, LPIPSMetric, finite_mean, fvd_from_features, psnr, ssim, summarize
 from .revisit import RevisitStats, gap_cohorts, last_seen_gaps, match_revisits, tolerances
 from .runlog import resolve_device
 from .runs import write_json
-from .sample import Sampler
+from .sample import Sampler, add_vqgan_arg
 
 PROG = "eval-teco"
 CODES_CHUNK = 256     # frames per VQ-GAN encode/decode call
@@ -112,10 +115,10 @@ def plan_examples(episodes: list[int], length: int, need: int, batch_size: int, 
 class Model:
     """A loaded TECO run: its sampler API plus the VQ-GAN that turns frames into codes and back."""
 
-    def __init__(self, run_dir: str, device: torch.device, sampler: Sampler):
+    def __init__(self, run_dir: str, device: torch.device, sampler: Sampler, vqgan_run: str | None = None):
         from .sample import load_teco
         self.run_dir = run_dir
-        self.teco, self.vqgan, self.info = load_teco(run_dir, device)
+        self.teco, self.vqgan, self.info = load_teco(run_dir, device, vqgan_run)
         self.sampler = sampler.resolve(self.teco.cfg)
         split = self.info.get("split") or {}
         if "test" not in split:
@@ -156,7 +159,8 @@ class Model:
 
 class CopyLast:
     """The trivial predictor: every predicted frame repeats the last conditioning frame."""
-    run_dir, context, fvd = "copy-last-frame", None, False
+    run_dir, context = "copy-last-frame", None
+    no_fvd = "not computed for copy-last-frame: it is a floor for the frame metrics (PSNR, SSIM, LPIPS) only"
 
     def store_codes(self, reader) -> bool:
         return False
@@ -235,10 +239,9 @@ class Evaluation:
         t0 = time.time()
         use_codes = model.store_codes(self.reader)
         out = self._frames(model, bar, use_codes)
+        skip = getattr(model, "no_fvd", None) or (self.i3d[1] if self.i3d[0] is None else None)
         for task in ("fvd", "fvd_kinetics"):
-            if not getattr(model, "fvd", True):
-                continue
-            out[task] = self._fvd(model, task, bar, use_codes) if self.i3d[0] is not None else {"skipped": self.i3d[1]}
+            out[task] = {"skipped": skip} if skip else self._fvd(model, task, bar, use_codes)
         out["seconds"] = round(time.time() - t0, 2)
         return out
 
@@ -339,8 +342,6 @@ class Evaluation:
                 fake.append(i3d_features(self.i3d[0], generated, self.device))
                 bar.update(video.shape[0])
             real, fake = torch.cat(real), torch.cat(fake)
-            if real.shape[0] < 2:
-                return {"skipped": f"FVD needs at least 2 videos per run, the test split has {real.shape[0]}"}
             values.append(fvd_from_features(real.numpy(), fake.numpy()))
         return summarize(values)
 
@@ -414,10 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--ckpt", required=True, help="train-teco run directory")
     p.add_argument("--store", help="episode store (default: the store recorded in the run)")
+    add_vqgan_arg(p)
     p.add_argument("--out", required=True, help="metrics JSON to write")
     p.add_argument("--plot", help="per-step curve PNG (default: next to --out, suffix _curve.png)")
     p.add_argument("--baseline", help="a second run (e.g. train-teco --context 16) evaluated side by side")
     p.add_argument("--lpips-weights", help="local LPIPS weights (default: the torch hub cache; teco/lpips.py)")
+    add_backbone_arg(p)
     p.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex",
                    help="network whose LPIPS files are looked up in the cache; alex is the paper's metric "
                         "(a given --lpips-weights file decides by itself)")
@@ -464,9 +467,9 @@ def _main(argv) -> int:
         if folder and not os.path.isdir(folder):
             raise FileNotFoundError(f"output folder {folder} does not exist")
 
-    models = {"teco": Model(args.ckpt, device, sampler)}
+    models = {"teco": Model(args.ckpt, device, sampler, args.vqgan)}
     if args.baseline:
-        models["baseline"] = Model(args.baseline, device, sampler)
+        models["baseline"] = Model(args.baseline, device, sampler, args.vqgan)
     main = models["teco"]
     store_url = args.store or main.info.get("store")
     if not store_url:
@@ -496,12 +499,16 @@ def _main(argv) -> int:
 
     from . import lpips as lpips_mod
     from .i3d import describe, find_i3d, load_i3d
-    lpips = load_optional(args.lpips_weights, lambda p: lpips_mod.find_weights(p, net=args.lpips_net),
+    lpips = load_optional(args.lpips_weights, lambda p: lpips_mod.find_weights(p, args.lpips_backbone, args.lpips_net),
                           lambda f: LPIPSMetric(f[0], device, backbone=f[1]))
+    per_run = min(args.batch_size, len(test))   # examples per run (plan_examples)
     if args.no_fvd:
         i3d = (None, "--no-fvd", None)
     else:
         i3d = load_optional(args.i3d_weights, find_i3d, lambda p: load_i3d(p, device))
+    if i3d[0] is not None and per_run < 2:
+        i3d = (None, f"FVD needs at least 2 videos per run; runs have {per_run} (--batch-size {args.batch_size}, "
+                     f"{len(test)} test episodes)", None)
     tasks = protocol.tasks(fvd=i3d[0] is not None)
     need = {t: total for t, (_, total) in tasks.items()}
     if cfg.length < max(need.values()):
@@ -509,7 +516,6 @@ def _main(argv) -> int:
         raise ValueError(f"store episodes have {cfg.length} frames, the protocol needs more ({detail}); "
                          "use --cond/--horizon/--fvd-length/--kinetics-length for shorter episodes")
     plan = {t: plan_examples(test, cfg.length, n, args.batch_size, args.runs, args.seed) for t, n in need.items()}
-    per_run = len(plan["frames"][0])
     notes = []
     if per_run < args.batch_size:
         notes.append(f"only {len(test)} test episodes: each run uses {per_run} examples instead of "
@@ -528,6 +534,10 @@ def _main(argv) -> int:
         short = models["baseline"].context if "baseline" in models else 16
     if short < 0:
         raise ValueError(f"--short-context must be >= 0, got {short}")
+    for name, reason in (("LPIPS", lpips[1]), ("FVD", i3d[1]), ("revisit consistency", revisit.get("skipped")),
+                         ("copy_last_frame FVD", CopyLast.no_fvd if i3d[0] is not None else None)):
+        if reason:   # once here; metrics.json repeats it under each model's metric
+            print(f"{PROG}: {name} skipped: {reason}", file=sys.stderr)
     ev.short_context = short
     ev.long_context = max(m.context for m in models.values())
     total = sum(len(r) for p in plan.values() for r in p) * len(models) + len(plan["frames"]) * per_run
@@ -542,6 +552,8 @@ def _main(argv) -> int:
         copy = CopyLast()
         copy.context = max(m.context for m in models.values())
         copy_res = ev.run(copy, bar)
+    if (results["teco"].get("consistency") or {}).get("memory", {}).get("frames") == 0:
+        notes.append(no_memory_note(ev.short_context, ev.long_context))
 
     plot = args.plot or os.path.splitext(args.out)[0] + "_curve.png"
     report = {
@@ -559,6 +571,16 @@ def _main(argv) -> int:
         print(f"{row:26s} " + "  ".join(f"{n}={_fmt(v)}" for n, v in vals.items()))
     print(f"wrote {args.out} and {plot}")
     return 0
+
+
+def no_memory_note(short: int, long: int) -> str:
+    """Why the consistency split found no "memory" frames."""
+    if long <= short:
+        return (f"no memory frames: the longest context compared ({long} frames) is not longer than --short-context "
+                f"{short}, so no frame can be out of the short context yet in the long one; pass a smaller "
+                "--short-context (or evaluate a model with a longer context)")
+    return (f"no memory frames: no predicted frame's place was last seen {short + 1} to {long} frames earlier in these "
+            "windows (too few revisits that far apart; a longer --cond/--horizon or another store may have them)")
 
 
 def _fmt(v) -> str:

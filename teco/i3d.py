@@ -143,14 +143,19 @@ class _ScriptedI3D(nn.Module):
         return self.module(x, rescale=False, resize=False, return_features=True)
 
 
-def _unwrap_state_dict(obj) -> dict:
+# what an I3D weights file should be, for messages about a file that is not one
+EXPECTED = ("the Kinetics-400 I3D: i3d_torchscript.pt (StyleGAN-V's TorchScript detector, the paper-comparable one) "
+            "or a pytorch-i3d state dict such as rgb_imagenet.pt")
+
+
+def _unwrap_state_dict(obj, path) -> dict:
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
             if key in obj and isinstance(obj[key], dict):
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
-        raise ValueError("not an I3D state dict (expected a dict of tensors, optionally under 'state_dict'/'model')")
+        raise ValueError(f"{path} is not an I3D state dict (a dict of tensors); expected {EXPECTED}")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
@@ -158,16 +163,22 @@ def load_i3d(path: str, device: torch.device | str = "cpu") -> nn.Module:
     """I3D from a local checkpoint (formats in the module docstring), in eval mode on `device`."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"I3D weights {path} not found")
+    scripted = False
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             scripted = any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
+    try:   # foreign files raise many types (UnpicklingError, IndexError, RuntimeError, ...)
         if scripted:
             with warnings.catch_warnings():     # torch.jit is deprecated, but this is how such files load
                 warnings.simplefilter("ignore", DeprecationWarning)
                 return _ScriptedI3D(torch.jit.load(path, map_location=device)).eval()
-    sd = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path} is not a weights file torch can read ({type(e).__name__}); "
+                         f"expected {EXPECTED}") from None
+    sd = _unwrap_state_dict(obj, path)
     if "logits.conv3d.weight" not in sd:
-        raise ValueError(f"{path}: no 'logits.conv3d.weight'; expected the pytorch-i3d InceptionI3d layout")
+        raise ValueError(f"{path}: no 'logits.conv3d.weight'; expected {EXPECTED}")
     model = InceptionI3d(num_classes=sd["logits.conv3d.weight"].shape[0])
     want = model.state_dict()
     missing = [k for k in want if k not in sd and not k.endswith("num_batches_tracked")]

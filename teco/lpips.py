@@ -49,6 +49,17 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 
 
+# what an LPIPS weights file should be, for messages about a file that is not one
+EXPECTED = ("LPIPS weights: the lpips package's weights/v0.1/alex.pth or vgg.pth (linear heads; the torchvision "
+            "backbone from the cache or --lpips-backbone), or one state dict holding heads and backbone")
+
+
+def add_backbone_arg(p) -> None:
+    """--lpips-backbone, the same for every command taking --lpips-weights."""
+    p.add_argument("--lpips-backbone", help="torchvision alexnet/vgg16 state dict (alexnet-owt-7be5be79.pth, "
+                                            "vgg16-397923af.pth), when --lpips-weights holds only the heads")
+
+
 def check_net(net: str) -> None:
     if net not in NETS:
         raise ValueError(f"unknown LPIPS network '{net}': choose {' or '.join(NETS)}")
@@ -117,7 +128,8 @@ class LPIPS(nn.Module):
         if missing:
             what = "backbone (features.*)" if any(k.startswith("features") for k in missing) else "linear heads"
             raise ValueError(f"LPIPS weights in {path} lack the {net} {what}: missing {missing[:3]}"
-                             + ("; pass the torchvision backbone file too" if what.startswith("backbone") else ""))
+                             + ("; pass the torchvision backbone file too (--lpips-backbone)"
+                                if what.startswith("backbone") else ""))
         for k, v in own.items():
             if mapped[k].shape != v.shape:
                 raise ValueError(f"LPIPS weights in {path}: {k} has shape {tuple(mapped[k].shape)}, "
@@ -132,11 +144,12 @@ def _load_state(path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"cannot read LPIPS weights {path}: {type(e).__name__}: {e}") from None
+        raise ValueError(f"{path} is not a weights file torch can read ({type(e).__name__}); "
+                         f"expected {EXPECTED}") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
-        raise ValueError(f"LPIPS weights {path} are not a state dict")
+        raise ValueError(f"{path} is not a state dict; expected {EXPECTED}")
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
@@ -167,7 +180,7 @@ def _infer_net(mapped: dict, path) -> str:
         if all(mapped.get(f"lins.{i}.weight", torch.empty(0)).shape[1:2] == (c,)
                for i, c in enumerate(spec["channels"])):
             return net
-    raise ValueError(f"{path} holds no LPIPS weights (no net.slice*/features.* or lin* keys)")
+    raise ValueError(f"{path} holds no LPIPS weights (no net.slice*/features.* or lin* keys); expected {EXPECTED}")
 
 
 # per network: the heads as the lpips package names them (weights/v0.1/{net}.pth, or prefixed with lpips_) and

@@ -103,6 +103,16 @@ def read_run(run_dir, kind: str) -> dict:
     return meta
 
 
+def check_resume(run_dir, recorded: dict, now: dict) -> None:
+    """A resumed run keeps its settings: RunError naming every key of `now` whose value differs from the
+    one recorded in RUN/run.json (a key the run did not record yet is taken as given)."""
+    diff = [f"{k} (recorded {recorded[k]!r}, now {v!r})" for k, v in now.items()
+            if k in recorded and recorded[k] != v]
+    if diff:
+        raise RunError(f"resumed run's settings differ from {os.path.join(os.fspath(run_dir), RUN_FILE)} in: "
+                       f"{', '.join(diff)}; leave them out or match them, or start a new run in another --out")
+
+
 # -- checkpoints --------------------------------------------------------------------------------------
 
 def previous_path(path) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cli_common import HelpFormatter, run_main
+from cli_common import HelpFormatter, plural, run_main
 from storage import StoreError, StoreReader
 
 from .config import TECOConfig
@@ -25,15 +25,16 @@ from .episodes import EpisodeUnreadable, read_checked
 from .maskgit import SAMPLERS
 from .model import TECO
 from .runlog import resolve_device
-from storage.preview import write_grid
-from .runs import CKPT_FILE, load_checkpoint, read_run
-from .vqgan import load_vqgan
+from storage.preview import FORMATS, write_grid
+from .runs import CKPT_FILE, RUN_FILE, load_checkpoint, read_run
+from .vqgan import load_recorded_vqgan
 
 
-def load_teco(run_dir, device="cpu") -> tuple[TECO, torch.nn.Module, dict]:
+def load_teco(run_dir, device="cpu", vqgan_run=None) -> tuple[TECO, torch.nn.Module, dict]:
     """(TECO in eval mode, its VQ-GAN in eval mode, run_info) from a train-teco run folder.
     run_info is run.json ("config", "store", "vqgan": {"run", "hash"}, "split": {"train", "test"},
-    "context", "seed") plus "step", the checkpoint's training step."""
+    "context", "seed") plus "step", the checkpoint's training step. `vqgan_run`: the VQ-GAN's run folder
+    when it is no longer where run.json says (it must be the same VQ-GAN: its checkpoint hash is checked)."""
     run_dir = os.fspath(run_dir)
     run_info = read_run(run_dir, "teco")
     ck = load_checkpoint(os.path.join(run_dir, CKPT_FILE), map_location="cpu")
@@ -42,9 +43,11 @@ def load_teco(run_dir, device="cpu") -> tuple[TECO, torch.nn.Module, dict]:
     model = TECO(TECOConfig.from_json(ck["config"]))
     model.load_state_dict(ck["model"])
     device = torch.device(device)
-    vqgan, vq_hash = load_vqgan(run_info["vqgan"]["run"], map_location=device)
+    recorded = run_info["vqgan"]["run"]
+    vqgan, vq_hash = load_recorded_vqgan(vqgan_run or recorded, os.path.join(run_dir, RUN_FILE), bool(vqgan_run),
+                                         map_location=device)
     if vq_hash != ck.get("vqgan_hash"):
-        raise ValueError(f"the VQ-GAN in {run_info['vqgan']['run']} ({vq_hash}) is not the one this TECO was "
+        raise ValueError(f"the VQ-GAN in {vqgan_run or recorded} ({vq_hash}) is not the one this TECO was "
                          f"trained on ({ck.get('vqgan_hash')})")
     run_info["step"] = int(ck["step"])
     return model.to(device).eval(), vqgan, run_info
@@ -145,6 +148,12 @@ class Sampler:
 
 # -- sample-teco ------------------------------------------------------------------------------------
 
+def add_vqgan_arg(p: argparse.ArgumentParser) -> None:
+    """--vqgan, the same for sample-teco and eval-teco."""
+    p.add_argument("--vqgan", help="the train-vqgan run the TECO run was trained with, when it moved (default: the "
+                                   "path recorded in the run's run.json; checked to be the same VQ-GAN by its hash)")
+
+
 def read_test_episodes(reader: StoreReader, candidates: list[int], n: int, length: int, cond: int) -> list[tuple]:
     """The first n readable candidates as (episode, video[:length], actions[:length], codes[:cond] or None).
     An episode with a missing or damaged object is skipped with its name (never read as fill values);
@@ -179,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="train-teco run folder")
     p.add_argument("--store", help="episode store (default: the run's)")
+    add_vqgan_arg(p)
     p.add_argument("--cond", type=int, default=36, help="conditioning frames")
     p.add_argument("--length", type=int, default=300, help="total frames (conditioning included)")
     p.add_argument("--out", required=True, help="output .npz (video_true, video_pred, actions, episodes)")
@@ -197,19 +207,31 @@ def main(argv=None) -> int:
     return run_main(lambda: _main(argv), "sample-teco")
 
 
+def grid_title(episodes: list[int]) -> str:
+    """'episode  3' / 'episodes  0, 3, ...': two spaces, as PIL's default font draws one 2 px wide."""
+    word = "episode" if len(episodes) == 1 else "episodes"
+    return f"{word}  {', '.join(map(str, episodes[:8]))}{' ...' if len(episodes) > 8 else ''}"
+
+
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     if args.episodes < 1 or args.batch_size < 1 or args.scale < 1:
         raise ValueError("--episodes, --batch-size and --scale must be >= 1")
+    if not args.fps > 0:
+        raise ValueError(f"--fps must be positive, got {args.fps}")
     if not args.out.endswith(".npz"):
         raise ValueError(f"--out must be a .npz file, got {args.out}")
     grid = args.grid or args.out[:-4] + ".gif"
+    if os.path.splitext(grid)[1].lower() not in FORMATS:   # checked before sampling, as write_grid would after
+        raise ValueError(f"--grid must be a {' or '.join(FORMATS)} file, got {grid}")
     for p in (args.out, grid):
         parent = os.path.dirname(os.path.abspath(p))
         if not os.path.isdir(parent):
             raise FileNotFoundError(f"cannot write {p}: folder {parent} does not exist")
+        if os.path.isdir(p):
+            raise ValueError(f"cannot write {p}: it is a folder")
     device = resolve_device(args.device)
-    model, vqgan, info = load_teco(args.ckpt, device)
+    model, vqgan, info = load_teco(args.ckpt, device, args.vqgan)
     cfg = model.cfg
     reader = StoreReader(args.store or info["store"])
     check_resolution(reader, vqgan, args.ckpt)
@@ -224,6 +246,14 @@ def _main(argv) -> int:
     use_codes = holds_codes_of(reader, info["vqgan"]["hash"])
     data = read_test_episodes(reader, candidates, args.episodes, args.length, args.cond if use_codes else 0)
     episodes = [i for i, *_ in data]
+    if len(data) < args.episodes:
+        print(f"sample-teco: --episodes {args.episodes}: the run's test split has {len(info['split']['test'])}, "
+              f"{len(data)} of them complete and readable in {reader.url}; sampling {plural(len(data), 'episode')}",
+              file=sys.stderr)
+    window = cfg.seq_len - 1   # sample() slides this window: earlier frames are not seen
+    if args.cond > window:
+        print(f"sample-teco: the model was trained on {cfg.seq_len}-frame windows: sampling sees only the last "
+              f"{window} of the {args.cond} conditioning frames", file=sys.stderr)
     gen = torch.Generator().manual_seed(args.seed)
     opts = Sampler.from_args(args).resolve(cfg)
     true, pred, acts = [], [], []
@@ -244,7 +274,7 @@ def _main(argv) -> int:
     pairs = np.stack([true, pred], 1).reshape(-1, *true.shape[1:])   # rows: [truth | sample] per episode
     write_grid(grid, pairs, rows=len(episodes), fps=args.fps, scale=args.scale,
                labels=["ground truth", f"TECO (step {info['step']})"], boundary=args.cond,
-               title=f"episodes {', '.join(map(str, episodes[:8]))}{' ...' if len(episodes) > 8 else ''}")
+               title=grid_title(episodes))
     print(f"sample-teco: {len(episodes)} episodes, {args.cond} + {args.length - args.cond} frames -> {args.out}, {grid}")
     return 0
 

@@ -37,10 +37,15 @@ from .encode import encode_store, holds_codes_of, is_encoded
 from .model import TECO
 from .runlog import RunLog, resolve_device
 from .runs import CKPT_FILE, RUN_FILE
-from .vqgan import load_vqgan
+from .vqgan import load_recorded_vqgan
 
 # config fields a resumed run may change (everything else must match the checkpoint)
 SCHEDULE_FIELDS = {"total_steps", "save_interval", "log_interval"}
+# the flag of each config field a flag sets, for messages
+FLAGS = {"total_steps": "--steps", "batch_size": "--batch-size", "seq_len": "--seq-len", "lr": "--lr",
+         "save_interval": "--ckpt-every", "log_interval": "--log-every", "grad_clip": "--grad-clip"}
+# a new run's seed and test fraction; a resumed run keeps its own (None: not given)
+DEFAULT_SEED, DEFAULT_TEST_FRACTION = 0, 0.05
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also checkpoint when this many minutes passed since the last save, so a crash loses at "
                         "most that much work (0: only --ckpt-every)")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader processes per rank")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--test-fraction", type=float, default=0.05, help="episodes held out for eval-teco")
+    p.add_argument("--seed", type=int, help=f"random seed (default: {DEFAULT_SEED}; on --resume: the run's)")
+    p.add_argument("--test-fraction", type=float,
+                   help=f"episodes held out for eval-teco (default: {DEFAULT_TEST_FRACTION}; on --resume: the run's)")
     p.add_argument("--heldout-windows", type=int, default=16,
                    help="held-out windows scored at every checkpoint (prior NLL vs code entropy, next-frame "
                         "accuracy vs copying; teco.metrics.LearningStats); 0: off")
@@ -122,7 +128,7 @@ def resolve_config(args, saved: dict | None, store_params: dict) -> TECOConfig:
         over["action_lead"] = args.action_lead
     for k, v in over.items():
         if v is not None and k not in ("max_context", "action_lead") and v <= 0:
-            raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
+            raise ValueError(f"{FLAGS[k]} must be positive, got {v}")
     return dataclasses.replace(cfg, **{k: v for k, v in over.items() if v is not None})
 
 
@@ -295,7 +301,8 @@ def train_step(net, opt, params, grad_clip: float | None, amp: bool, *inputs) ->
 
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    if args.num_workers < 0 or not 0.0 < args.test_fraction < 1.0 or not args.save_minutes >= 0:
+    bad_fraction = args.test_fraction is not None and not 0.0 < args.test_fraction < 1.0
+    if args.num_workers < 0 or bad_fraction or not args.save_minutes >= 0:
         raise ValueError("--num-workers and --save-minutes must be >= 0 and --test-fraction in (0, 1)")
     rank, world, device = init_distributed(args.device)
     try:
@@ -373,7 +380,7 @@ def open_run(args, world: int) -> Run:
 
     reader = StoreReader(store)
     cfg = resolve_config(args, run["config"] if run else None, reader.config.params)
-    vqgan, vq_hash = load_vqgan(vqgan_run)
+    vqgan, vq_hash = load_recorded_vqgan(vqgan_run, os.path.join(out, RUN_FILE), args.vqgan is not None)
     codebook, codes_grid = vqgan.codebook_embeddings(), vqgan.cfg.grid
     del vqgan
     sc = reader.config
@@ -390,18 +397,19 @@ def open_run(args, world: int) -> Run:
             raise ValueError(f"--store {reader.url} differs from the run's store {run['store']}")
         if vq_hash != run["vqgan"]["hash"]:
             raise ValueError(f"VQ-GAN {vqgan_run} is {vq_hash}, the run was trained on {run['vqgan']['hash']}")
-        old = TECOConfig.from_json(run["config"]).to_json()
-        diff = [k for k, v in cfg.to_json().items() if k not in SCHEDULE_FIELDS and old.get(k) != v]
-        if diff:
-            raise ValueError(f"resumed run's settings differ from {out}/{RUN_FILE} in: {', '.join(diff)}")
-        train_eps, test_eps = run["split"]["train"], run["split"]["test"]
         seed, test_fraction = run["seed"], run["split"]["test_fraction"]
+        given = {k: v for k, v in (("seed", args.seed), ("test_fraction", args.test_fraction)) if v is not None}
+        now = {k: v for k, v in cfg.to_json().items() if k not in SCHEDULE_FIELDS}
+        runs.check_resume(out, {**TECOConfig.from_json(run["config"]).to_json(), "seed": seed,
+                                "test_fraction": test_fraction}, {**now, **given})
+        train_eps, test_eps = run["split"]["train"], run["split"]["test"]
     else:
         complete = reader.complete_indices().tolist()
         if len(complete) < 2:
             raise StoreError(f"{reader.url} has {len(complete)} complete episodes; training needs at least 2")
-        train_eps, test_eps = split_episodes(complete, args.test_fraction)
-        seed, test_fraction = args.seed, args.test_fraction
+        seed = DEFAULT_SEED if args.seed is None else args.seed
+        test_fraction = DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction
+        train_eps, test_eps = split_episodes(complete, test_fraction)
     reader, train_eps, dropped = check_codes(reader, vq_hash, vqgan_run, train_eps, args.encode, args.device,
                                                cfg.codes_grid)
     if dropped:

@@ -28,12 +28,17 @@ from storage.split import split_episodes
 from . import runs
 from .config import store_default
 from .episodes import EpisodeUnreadable, read_checked
-from .lpips import LPIPS
+from .lpips import LPIPS, add_backbone_arg
 from .runlog import RunLog, resolve_device
 from .vqgan import (VQGAN, VQGAN_CONFIGS, PatchDiscriminator, VQGANConfig, adaptive_weight, hinge_d_loss,
                     named_config, reconstruction_loss, to_float)
 
 log = logging.getLogger("train-vqgan")
+
+# a new run's value of the settings run.json records; a resumed run keeps its own (None: not given)
+DEFAULTS = {"window": 4, "test_fraction": 0.05, "seed": 0}
+# VQ-GAN config fields --resume may change: the step target, and --lr (each change listed in lr_changes)
+RESUME_OVERRIDES = {"steps", "lr"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,15 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", choices=sorted(VQGAN_CONFIGS),
                    help="named VQ-GAN config (default: the one the store's dataset records)")
-    p.add_argument("--steps", type=int, help="total generator steps (default: the config's)")
+    p.add_argument("--steps", type=int, help="total generator steps (default: the config's; --resume may change it)")
     p.add_argument("--batch-size", type=int, help="frames per step (default: the config's)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the config's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the config's; on --resume: the run's latest; "
+                                          "a change on --resume is recorded in run.json lr_changes)")
     p.add_argument("--disc-start", type=int, help="step at which the GAN loss starts (default: the config's)")
     p.add_argument("--l2-codes", action="store_true",
                    help="new run: look codes up l2-normalised (ViT-VQGAN; deviation: the authors' VQ-GAN is plain "
                         "Euclidean; the tiny configs have it on)")
-    p.add_argument("--lpips-weights", help="local LPIPS state dict (see teco/lpips.py); without it: L1+L2 only")
-    p.add_argument("--lpips-backbone", help="torchvision vgg16/alexnet state dict, when --lpips-weights holds only the heads")
+    p.add_argument("--lpips-weights", help="local LPIPS state dict (see teco/lpips.py); without it: L1+L2 only "
+                                           "(a run trained with it needs it on --resume too)")
+    add_backbone_arg(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--log-every", type=int, default=50)
@@ -58,10 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-minutes", type=float, default=30.0,
                    help="also checkpoint when this many minutes passed since the last save (0: only --ckpt-every)")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader processes reading the store")
-    p.add_argument("--window", type=int, default=4, help="consecutive frames read per random window")
-    p.add_argument("--test-fraction", type=float, default=0.05)
+    p.add_argument("--window", type=int, help="consecutive frames read per random window "
+                                               f"(default: {DEFAULTS['window']}; on --resume: the run's)")
+    p.add_argument("--test-fraction", type=float,
+                   help=f"episodes held out (default: {DEFAULTS['test_fraction']}; on --resume: the run's)")
     p.add_argument("--eval-frames", type=int, default=64, help="test frames for the final reconstruction metrics")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help=f"random seed (default: {DEFAULTS['seed']}; on --resume: the run's)")
     return p
 
 
@@ -71,8 +80,35 @@ def main(argv=None) -> int:
 
 # -- setup ------------------------------------------------------------------------------------------
 
+def _lpips_files(args) -> dict | None:
+    if not args.lpips_weights:
+        return None
+    return {"weights": os.path.abspath(args.lpips_weights),
+            "backbone": os.path.abspath(args.lpips_backbone) if args.lpips_backbone else None}
+
+
+def current_lr(meta: dict) -> float:
+    """The learning rate a run trains with now: its config's, or the last --lr given on a --resume."""
+    changes = meta.get("lr_changes") or []
+    return changes[-1]["lr"] if changes else meta["vqgan"]["lr"]
+
+
+def _resume_lpips(out: str, meta: dict, args) -> None:
+    """A run trained with the LPIPS loss is resumed only with LPIPS weights: one line naming the file."""
+    if not meta.get("lpips") or args.lpips_weights:
+        return
+    files = meta.get("lpips_files") or {}
+    flags = (f"--lpips-weights {files['weights']}" + (f" --lpips-backbone {files['backbone']}"
+                                                      if files.get("backbone") else "")
+             if files.get("weights") else "--lpips-weights with the LPIPS weights file it was trained with")
+    raise ValueError(f"{out} was trained with the LPIPS loss: pass {flags} to resume it "
+                     "(without it training would continue on L1 + L2 only)")
+
+
 def _run_config(args, reader: StoreReader) -> tuple[VQGANConfig, dict]:
-    """The VQ-GAN config (the run's own on --resume) with CLI overrides, checked against the store."""
+    """(the VQ-GAN config with CLI overrides, the run.json to write), checked against the store. On
+    --resume both are the run's own: a changed setting other than RESUME_OVERRIDES is refused, the
+    recorded originals are kept."""
     ckpt_path = os.path.join(args.out, runs.CKPT_FILE)
     if runs.has_checkpoint(ckpt_path) and not args.resume:
         raise FileExistsError(f"{args.out} already holds a checkpoint: pass --resume or choose another --out")
@@ -81,6 +117,7 @@ def _run_config(args, reader: StoreReader) -> tuple[VQGANConfig, dict]:
     except FileNotFoundError:   # --resume of a run stopped before writing anything: start it
         meta = None
     if meta is not None:
+        _resume_lpips(args.out, meta, args)
         if not isinstance(meta.get("vqgan"), dict):
             raise ValueError(f"{args.out} holds no train-vqgan config (no 'vqgan' entry in its run file)")
         if args.config is not None and meta.get("name") != args.config:
@@ -94,22 +131,31 @@ def _run_config(args, reader: StoreReader) -> tuple[VQGANConfig, dict]:
         choice = args.config or store_default(reader.config.params, "vqgan_config", "VQ-GAN")
         name = choice if isinstance(choice, str) else f"{reader.config.dataset} (from the store)"
         cfg = named_config(choice)
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
+    lr = args.lr if args.lr is not None or meta is None else current_lr(meta)
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", lr),
                                    ("disc_start", args.disc_start)) if v is not None}
     if args.l2_codes:
         if meta is not None and not cfg.l2_normalize:
             raise ValueError(f"--l2-codes: {args.out} was trained with plain codes; a resumed run keeps its lookup")
         overrides["l2_normalize"] = True
     cfg = dataclasses.replace(cfg, **overrides)
-    if cfg.steps < 0 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.disc_start < 0:
-        raise ValueError("--steps and --disc-start must be >= 0, --batch-size >= 1 and --lr > 0")
+    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.disc_start < 0:
+        raise ValueError("--steps and --batch-size must be >= 1, --disc-start >= 0 and --lr > 0")
     sc = reader.config
     if (sc.height, sc.width) != (cfg.resolution, cfg.resolution):
         raise ValueError(f"store frames are {sc.height}x{sc.width} but VQ-GAN config '{name}' expects "
                          f"{cfg.resolution}x{cfg.resolution}")
-    meta = {"kind": "vqgan", "name": name, "vqgan": cfg.to_json(), "store": reader.url,
-            "dataset": sc.dataset, "resolution": [sc.height, sc.width], "lpips": bool(args.lpips_weights)}
-    return cfg, meta
+    given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k) is not None}
+    lpips = {"lpips": bool(args.lpips_weights), "lpips_files": _lpips_files(args)}
+    if meta is None:
+        return cfg, {"kind": "vqgan", "name": name, "vqgan": cfg.to_json(), "store": reader.url,
+                     "dataset": sc.dataset, "resolution": [sc.height, sc.width], **lpips, **DEFAULTS, **given}
+    recorded = {**meta, **VQGANConfig.from_json(meta["vqgan"]).to_json()}
+    now = {k: v for k, v in cfg.to_json().items() if k not in RESUME_OVERRIDES}
+    runs.check_resume(args.out, recorded, {**now, **given, "lpips": lpips["lpips"]})
+    # the recorded run with its new step target; what a run made before it was recorded: as given now
+    return cfg, {**DEFAULTS, **given, **lpips, **meta, "kind": "vqgan", "store": reader.url,
+                 "vqgan": {**meta["vqgan"], "steps": cfg.steps}}
 
 
 def frame_batches(url: str, episodes: list[int], batch: int, window: int, seed: int, num_workers: int,
@@ -206,7 +252,7 @@ def save_grid(path: str, top: np.ndarray, bottom: np.ndarray) -> None:
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     for name in ("log_every", "ckpt_every", "window", "eval_frames"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
     if args.num_workers < 0 or not args.save_minutes >= 0:
         raise ValueError("--num-workers and --save-minutes must be >= 0")
@@ -225,13 +271,14 @@ def _train(args, reader: StoreReader, lock: runs.RunLock) -> int:
     complete = reader.complete_indices().tolist()
     if not complete:
         raise StoreError(f"{reader.url} has no complete episodes")
-    if args.window > reader.config.length:
-        raise ValueError(f"--window {args.window} exceeds the store's episode length {reader.config.length}")
-    train, test = split_episodes(complete, args.test_fraction)
+    window, seed = meta["window"], meta["seed"]
+    if window > reader.config.length:
+        raise ValueError(f"--window {window} exceeds the store's episode length {reader.config.length}")
+    train, test = split_episodes(complete, meta["test_fraction"])
     if not train:   # a one-episode store: train and test on the same episode rather than refuse
         train = test
     device = resolve_device(args.device)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     if not lock.held:   # a new folder: created now that the input is known to be good
         lock.acquire()
         _run_config(args, reader)   # a run that finished meanwhile in the same --out is not overwritten
@@ -259,6 +306,8 @@ def _train(args, reader: StoreReader, lock: runs.RunLock) -> int:
             for group in opt.param_groups:
                 group["lr"] = cfg.lr
         step = int(ckpt["step"])
+    if cfg.lr != current_lr(meta):   # --lr on --resume: kept in the record, the config's stays
+        meta["lr_changes"] = [*meta.get("lr_changes", []), {"step": step, "lr": cfg.lr}]
     runs.write_json(os.path.join(args.out, runs.RUN_FILE), meta)
 
     def save() -> None:
@@ -272,7 +321,7 @@ def _train(args, reader: StoreReader, lock: runs.RunLock) -> int:
                      test_episodes=len(test), device=str(device), lpips=lpips is not None,
                      **({"fallback": note} if note else {}))
         if step < cfg.steps:
-            batches = frame_batches(reader.url, train, cfg.batch_size, args.window, args.seed + step,
+            batches = frame_batches(reader.url, train, cfg.batch_size, window, seed + step,
                                     args.num_workers, pin=amp)
             model.train()
             disc.train()
@@ -326,7 +375,7 @@ def _train(args, reader: StoreReader, lock: runs.RunLock) -> int:
                 bar.close()
             if saved != step:
                 save()
-        elif not os.path.exists(ckpt_path):   # --steps 0 still leaves a loadable run
+        elif not os.path.exists(ckpt_path):   # done, resumed from ckpt.prev.pt: a loadable run again
             save()
 
         frames, skipped = _eval_frames(reader, test or train, args.eval_frames)

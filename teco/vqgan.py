@@ -288,7 +288,8 @@ def read_run_config(run_dir) -> dict:
 
 
 def load_vqgan(run_dir, map_location="cpu") -> tuple[VQGAN, str]:
-    """(VQGAN in eval mode with frozen weights, content hash of its checkpoint) from a train-vqgan run."""
+    """(VQGAN in eval mode with frozen weights, content hash of its checkpoint) from a train-vqgan run; the
+    model's `trained_step` is the checkpoint's step (None if it records none), of cfg.steps."""
     _, ckpt_path = run_files(run_dir)
     cfg = VQGANConfig.from_json(read_run_config(run_dir)["vqgan"])
     ckpt = load_checkpoint(ckpt_path, map_location)
@@ -299,5 +300,19 @@ def load_vqgan(run_dir, map_location="cpu") -> tuple[VQGAN, str]:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise ValueError(f"{ckpt_path} does not match its run's config: {str(e).splitlines()[0]}") from None
+    model.trained_step = ckpt.get("step")
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     return model.eval().requires_grad_(False), checkpoint_hash(ckpt_path)
+
+
+def load_recorded_vqgan(path, run_file: str, given: bool, map_location="cpu") -> tuple[VQGAN, str]:
+    """load_vqgan of the VQ-GAN a TECO run's run.json (`run_file`) names; when that path no longer holds it
+    the message says where the path is recorded and that --vqgan DIR overrides it (`given`: it came from
+    --vqgan already)."""
+    try:
+        return load_vqgan(path, map_location)
+    except FileNotFoundError as e:
+        if given:
+            raise
+        raise FileNotFoundError(f"{e}; that path of the VQ-GAN is recorded in {run_file}: if the VQ-GAN run "
+                                "moved, pass --vqgan DIR") from None

@@ -186,3 +186,19 @@ def test_encode_takes_the_store_lock_gen_takes(tmp_path, trained, capsys):
         holder.wait()
     assert _encode(store, trained) == 0   # the holder is gone: its lock is stale and taken over
     assert StoreReader(store).attrs["codes"]["encoded_episodes"] == 3
+
+
+def test_encode_warns_about_an_unfinished_vqgan_run(tmp_path, trained, capsys):
+    import json
+    import shutil
+    store = make_store(tmp_path / "s.zarr", episodes=2)
+    assert _encode(store, trained) == 0
+    assert "stopped at step" not in capsys.readouterr().err           # a finished run: nothing to say
+    stopped = tmp_path / "stopped"
+    shutil.copytree(trained, stopped)
+    meta = json.loads((stopped / "run.json").read_text())
+    meta["vqgan"]["steps"] = 5   # as a run stopped by Ctrl-C at step 2 of 5
+    (stopped / "run.json").write_text(json.dumps(meta))
+    assert _encode(store, stopped, "--overwrite") == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "stopped at step" in line]
+    assert len(err) == 1 and "stopped at step 2 of 5" in err[0]

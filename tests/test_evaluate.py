@@ -285,14 +285,18 @@ def test_eval_teco_end_to_end(runs, capsys):
         assert lr["frames"] > 0 and 0 <= lr["copy_acc"] <= 1 and lr["prior_nll_per_token"] > 0
         assert lr["code_entropy"] > 0 and 0 <= lr["next_frame_acc"] <= 1
     assert m["models"]["baseline"]["context"] == 2 and m["models"]["teco"]["context"] == 5
-    assert "fvd" not in m["copy_last_frame"] and len(m["copy_last_frame"]["per_step"]["psnr"]) == 6
+    assert "floor" in m["copy_last_frame"]["fvd"]["skipped"] and len(m["copy_last_frame"]["per_step"]["psnr"]) == 6
+    # short context 2, long 5: memory frames would be last seen 3-5 frames earlier; these windows have none
+    assert m["models"]["teco"]["consistency"]["memory"]["frames"] == 0
+    assert any(n.startswith("no memory frames") and "3 to 5 frames earlier" in n for n in m["notes"])
     assert len(m["sampling_seeds"]) == 2 and m["fvd_detector"]["kind"] == "torchscript"
     assert m["lpips_net"] == "alex" and m["lpips_weights"][0] == runs["lpips"]
     assert not any("LPIPS" in n for n in m["notes"])                     # the paper's network: nothing to note
     assert m["side_by_side"]["memory_psnr"].keys() == {"teco", "baseline", "copy_last_frame"}
     png = Image.open(m["curve_png"])
     assert png.size[0] == 3 * 420                                         # PSNR, SSIM, LPIPS panels
-    assert "psnr" in capsys.readouterr().out
+    cap = capsys.readouterr()
+    assert "psnr" in cap.out and "copy_last_frame FVD skipped: not computed" in cap.err
 
 
 @pytest.mark.slow
@@ -311,6 +315,23 @@ def test_eval_teco_skips_metrics_without_weights(runs, capsys, monkeypatch, tmp_
     assert math.isfinite(r["psnr"]["mean"]) and set(r["per_step"]) == {"psnr", "ssim"}
     assert m["side_by_side"]["lpips"] == {"teco": None, "copy_last_frame": None}
     assert os.path.isfile(str(out)[:-5] + "_curve.png")
+    # the terminal says why, once per metric: the file and the folder it goes in
+    err = capsys.readouterr().err.splitlines()
+    lpips_lines = [line for line in err if "LPIPS skipped" in line]
+    fvd_lines = [line for line in err if "FVD skipped" in line]
+    assert len(lpips_lines) == 1 and "alex.pth" in lpips_lines[0] and str(tmp_path) in lpips_lines[0]
+    assert len(fvd_lines) == 1 and "i3d_torchscript.pt" in fvd_lines[0]
+
+
+@pytest.mark.slow
+def test_eval_teco_fvd_needs_two_videos_per_run_and_says_so(runs, capsys):
+    out = runs["dir"] / "one.json"
+    assert ev.main(["--ckpt", runs["teco"], "--out", str(out), "--i3d-weights", runs["i3d"], "--batch-size", "1",
+                    "--runs", "1", "--no-learning", *TINY]) == 0
+    r = json.loads(out.read_text())["models"]["teco"]
+    assert "at least 2 videos" in r["fvd"]["skipped"] and "at least 2 videos" in r["fvd_kinetics"]["skipped"]
+    assert [line for line in capsys.readouterr().err.splitlines() if "FVD skipped" in line] == [
+        f"eval-teco: FVD skipped: {r['fvd']['skipped']}"]
 
 
 @pytest.mark.slow
@@ -325,6 +346,51 @@ def test_eval_teco_errors(runs, capsys):
     assert "none.pt" in capsys.readouterr().err
     assert ev.main(["--ckpt", runs["teco"], "--out", str(runs["dir"] / "no" / "m.json"), *TINY]) == 2
     assert not os.path.exists(out)
+
+
+@pytest.mark.slow
+def test_eval_teco_refuses_foreign_weight_files_in_one_line(runs, capsys, tmp_path):
+    gif = tmp_path / "a.gif"
+    Image.new("RGB", (4, 4)).save(gif)
+    other_kind = os.path.join(runs["teco"], "ckpt.pt")          # a train-teco checkpoint
+    out = str(tmp_path / "m.json")
+    for flag, want in (("--i3d-weights", "i3d_torchscript.pt"), ("--lpips-weights", "weights/v0.1/alex.pth")):
+        for bad in (str(gif), other_kind):
+            assert ev.main(["--ckpt", runs["teco"], "--out", out, flag, bad, *TINY]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and bad in err and f"expected" in err and want in err, err
+    assert not os.path.exists(out)
+
+
+@pytest.mark.slow
+def test_eval_teco_lpips_backbone_flag(runs, capsys, tmp_path):
+    sd = torch.load(runs["lpips"])      # the lpips package's layout: heads in one file, backbone in another
+    torch.save({k: v for k, v in sd.items() if k.startswith("lin")}, tmp_path / "alex.pth")
+    torch.save({f"features.{k.split('.', 2)[2]}": v for k, v in sd.items() if k.startswith("net.")},
+               tmp_path / "alexnet-owt-7be5be79.pth")
+    heads, backbone = str(tmp_path / "alex.pth"), str(tmp_path / "alexnet-owt-7be5be79.pth")
+    out = tmp_path / "m.json"
+    argv = ["--ckpt", runs["teco"], "--out", str(out), "--lpips-weights", heads, "--no-fvd", "--no-learning",
+            "--batch-size", "1", "--runs", "1", *TINY]
+    assert ev.main(argv) == 2 and "--lpips-backbone" in capsys.readouterr().err
+    assert ev.main(argv + ["--lpips-backbone", backbone]) == 0
+    m = json.loads(out.read_text())
+    assert m["lpips_weights"] == [heads, backbone] and math.isfinite(m["models"]["teco"]["lpips"]["mean"])
+
+
+@pytest.mark.slow
+def test_eval_teco_vqgan_flag_finds_a_moved_vqgan(runs, capsys, tmp_path):
+    import shutil
+    run = tmp_path / "teco"
+    shutil.copytree(runs["teco"], run)
+    info = json.loads((run / "run.json").read_text())
+    info["vqgan"]["run"] = str(tmp_path / "moved")
+    (run / "run.json").write_text(json.dumps(info))
+    argv = ["--ckpt", str(run), "--out", str(tmp_path / "m.json"), "--no-fvd", "--no-learning", "--batch-size", "1",
+            "--runs", "1", *TINY]
+    assert ev.main(argv) == 2
+    assert "--vqgan DIR" in capsys.readouterr().err
+    assert ev.main(argv + ["--vqgan", str(runs["dir"] / "vq")]) == 0
 
 
 @pytest.mark.slow

@@ -250,12 +250,20 @@ def test_write_grid_names_every_cell_and_refuses_huge_animations(tmp_path, monke
     assert not (tmp_path / "big.gif").exists()
 
 
-def test_load_teco_and_sample_teco_cli(tmp_path, capsys):
-    h = make_vqgan_run(str(tmp_path / "vq"))
-    store = make_store(tmp_path / "s.zarr", h, episodes=4, length=8)
-    run = tmp_path / "run"
-    assert train_main(["--store", store, "--vqgan", str(tmp_path / "vq"), "--out", str(run), "--config", "tiny",
-                       "--steps", "1", "--batch-size", "2", "--device", "cpu", "--num-workers", "0"]) == 0
+@pytest.fixture(scope="module")
+def teco_run(tmp_path_factory):
+    """A 1-step tiny TECO run on 4 8-frame episodes, trained on 4-frame windows (seq_len 4)."""
+    d = tmp_path_factory.mktemp("sample")
+    h = make_vqgan_run(str(d / "vq"))
+    store = make_store(d / "s.zarr", h, episodes=4, length=8)
+    assert train_main(["--store", store, "--vqgan", str(d / "vq"), "--out", str(d / "run"), "--config", "tiny",
+                       "--steps", "1", "--batch-size", "2", "--seq-len", "4", "--device", "cpu",
+                       "--num-workers", "0"]) == 0
+    return {"store": store, "run": d / "run", "vq": d / "vq"}
+
+
+def test_load_teco_and_sample_teco_cli(teco_run, tmp_path, capsys):
+    store, run = teco_run["store"], teco_run["run"]
     model, vqgan, info = load_teco(run)
     assert isinstance(model, TECO) and not model.training and info["step"] == 1
     test_eps = info["split"]["test"]
@@ -274,3 +282,61 @@ def test_load_teco_and_sample_teco_cli(tmp_path, capsys):
     assert sample_main(["--ckpt", str(run), "--cond", "6", "--length", "6", "--out", str(out), "--device", "cpu"]) == 2
     assert "--cond" in capsys.readouterr().err
     assert sample_main(["--ckpt", str(tmp_path), "--out", str(out)]) == 2
+
+
+def _sample(teco_run, out, *extra):
+    return sample_main(["--ckpt", str(teco_run["run"]), "--out", str(out), "--cond", "3", "--length", "5",
+                        "--device", "cpu", "--draft-steps", "1", "--revise-steps", "1", *extra])
+
+
+def test_sample_teco_checks_the_grid_before_sampling(teco_run, tmp_path, capsys, monkeypatch):
+    import teco.sample as ts
+
+    def no_sampling(*a, **kw):
+        raise AssertionError("sampled before refusing the grid")
+    monkeypatch.setattr(ts, "sample", no_sampling)
+    out = tmp_path / "s.npz"
+    for extra, want in ((["--fps", "0"], "--fps"), (["--grid", str(tmp_path / "g.png")], ".gif or .mp4"),
+                        (["--grid", str(tmp_path / "no" / "g.gif")], "does not exist")):
+        assert _sample(teco_run, out, *extra) == 2
+        err = capsys.readouterr().err
+        assert want in err and err.count("\n") == 1, err
+
+
+def test_sample_teco_says_what_it_leaves_out(teco_run, tmp_path, capsys, monkeypatch):
+    import teco.sample as ts
+    titles = []
+    monkeypatch.setattr(ts, "write_grid", lambda path, *a, title=None, **kw: titles.append(title))
+    test_eps = load_teco(teco_run["run"])[2]["split"]["test"]
+    assert len(test_eps) == 1
+    assert sample_main(["--ckpt", str(teco_run["run"]), "--out", str(tmp_path / "s.npz"), "--cond", "4", "--length",
+                        "6", "--episodes", "5", "--device", "cpu", "--draft-steps", "1", "--revise-steps", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "--episodes 5: the run's test split has 1, 1 of them complete" in err and "sampling 1 episode\n" in err
+    assert "4-frame windows: sampling sees only the last 3 of the 4 conditioning frames" in err
+    # PIL's default font draws a space 2 px wide: 'episodes 0' read as 'episodes0'; one episode is singular
+    assert titles == [f"episode  {test_eps[0]}"]
+
+
+def test_sample_teco_finds_a_moved_vqgan_with_the_vqgan_flag(teco_run, tmp_path, capsys):
+    import json
+    import shutil
+    from teco.runs import load_checkpoint, save_checkpoint
+    run = tmp_path / "run"
+    shutil.copytree(teco_run["run"], run)
+    info = json.loads((run / "run.json").read_text())
+    info["vqgan"]["run"] = str(tmp_path / "moved")
+    (run / "run.json").write_text(json.dumps(info))
+    moved = dict(teco_run, run=run)
+    assert _sample(moved, tmp_path / "a.npz") == 2
+    err = capsys.readouterr().err
+    assert "recorded in" in err and str(run / "run.json") in err and "--vqgan DIR" in err
+    assert _sample(moved, tmp_path / "a.npz", "--vqgan", str(teco_run["vq"])) == 0
+    other = tmp_path / "other"       # another VQ-GAN: refused by its hash
+    shutil.copytree(teco_run["vq"], other)
+    ck = load_checkpoint(other / "ckpt.pt")
+    ck["model"] = {k: v + 1 if v.is_floating_point() else v for k, v in ck["model"].items()}
+    save_checkpoint(other / "ckpt.pt", ck)
+    capsys.readouterr()
+    assert _sample(moved, tmp_path / "b.npz", "--vqgan", str(other)) == 2
+    assert "is not the one this TECO was trained on" in capsys.readouterr().err

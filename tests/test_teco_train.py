@@ -170,3 +170,24 @@ def test_action_embedding_keeps_the_configs_rows_unless_the_store_has_more(capsy
     cfg = get_config("dmlab")
     assert action_dim_for(cfg, ["a"] * 5) == 6 and capsys.readouterr().err == ""
     assert action_dim_for(cfg, ["a"] * 9) == 9 and "9 actions" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_changed_seed_or_test_fraction(setup, capsys):
+    from teco.train import build_parser
+    out = setup["root"] / "seeded"
+    assert train_main(args(setup, out, "--steps", "1", "--batch-size", "2", "--seed", "3")) == 0
+    before, _ = (out / "run.json").read_text(), capsys.readouterr()
+    for flag, value in (("--seed", "4"), ("--test-fraction", "0.5")):
+        assert train_main(args(setup, out, "--steps", "2", "--batch-size", "2", "--resume", flag, value)) == 2
+        err = capsys.readouterr().err
+        assert "settings differ" in err and flag[2:].replace("-", "_") in err and err.count("\n") == 1
+    assert (out / "run.json").read_text() == before
+    assert train_main(args(setup, out, "--steps", "2", "--batch-size", "2", "--resume", "--seed", "3")) == 0
+    run = json.load(open(out / "run.json"))
+    assert run["seed"] == 3 and run["split"]["test_fraction"] == 0.05
+    assert "default: 0;" in " ".join(build_parser().format_help().split())     # --help still shows the default
+
+
+def test_steps_zero_names_the_steps_flag(setup, capsys):
+    assert train_main(args(setup, setup["root"] / "zero", "--steps", "0")) == 2
+    assert "--steps must be positive" in capsys.readouterr().err

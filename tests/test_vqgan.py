@@ -159,7 +159,7 @@ def test_lpips_loads_package_and_torchvision_layouts(tmp_path, net):
     assert a.net_name == b.net_name == net
     assert torch.allclose(a(x, y), want) and torch.allclose(b(x, y), want)
     assert torch.allclose(a(x, x), torch.zeros(2))
-    with pytest.raises(ValueError, match="backbone"):
+    with pytest.raises(ValueError, match="--lpips-backbone"):   # names the flag that gives it
         LPIPS.from_file(tmp_path / "heads.pth")
     with pytest.raises(FileNotFoundError):
         LPIPS.from_file(tmp_path / "nope.pth")
@@ -272,3 +272,31 @@ def test_lpips_reloads_its_own_state_dict(tmp_path):
     m2 = LPIPS.from_file(str(tmp_path / "own.pt"))
     x, y = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
     assert torch.allclose(m(x, y), m2(x, y))
+
+
+def test_resume_refuses_changed_settings_and_keeps_the_record(tmp_path, capsys):
+    store = make_store(tmp_path / "s.zarr")
+    run, weights = tmp_path / "run", str(tmp_path / "alex.pth")
+    torch.save(LPIPS("alex").state_dict(), weights)
+    assert _train(store, run, "--steps", "2", "--batch-size", "2", "--lpips-weights", weights) == 0
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["lpips"] and meta["lpips_files"]["weights"] == weights
+    assert (meta["seed"], meta["test_fraction"], meta["window"]) == (0, 0.05, 4)
+    before, _ = (run / "run.json").read_text(), capsys.readouterr()
+    # without the LPIPS weights it was trained with: refused, naming the file
+    assert _train(store, run, "--steps", "3", "--resume") == 2
+    err = capsys.readouterr().err
+    assert f"--lpips-weights {weights}" in err and err.count("\n") == 1
+    for flag, value in (("--batch-size", "4"), ("--window", "2"), ("--seed", "1"), ("--test-fraction", "0.5")):
+        assert _train(store, run, "--steps", "3", "--resume", "--lpips-weights", weights, flag, value) == 2
+        err = capsys.readouterr().err
+        assert "settings differ" in err and flag[2:].replace("-", "_") in err and err.count("\n") == 1
+    assert (run / "run.json").read_text() == before and load_checkpoint(run / "ckpt.pt")["step"] == 2
+    # --steps and --lr may change: the new target is recorded, the lr change listed, the rest kept
+    assert _train(store, run, "--steps", "3", "--resume", "--lpips-weights", weights, "--lr", "1e-3") == 0
+    after = json.loads((run / "run.json").read_text())
+    assert after["vqgan"]["steps"] == 3 and after["lr_changes"] == [{"step": 2, "lr": 1e-3}]
+    assert after["vqgan"]["lr"] == meta["vqgan"]["lr"] and after["vqgan"]["batch_size"] == 2 and after["lpips"]
+    assert [r["lr"] for r in read_log(run) if "rec" in r][-1] == 1e-3
+    assert _train(store, tmp_path / "zero", "--steps", "0") == 2
+    assert "--steps" in capsys.readouterr().err
