@@ -168,7 +168,7 @@ def _check_reachable(address: str) -> None:
         return
     import socket
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=10).close()
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=10).close()
     except OSError as e:
         raise UserError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): check --address, "
                         "or start the head node with `ray start --head` (docs/CLUSTER.md)") from None
@@ -180,7 +180,6 @@ def _start_ray(opts: RunOptions) -> bool:
         return False
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
     if opts.address:
-        _check_reachable(opts.address)
         try:
             ray.init(address=opts.address, **quiet, **opts.ray_init)
         except ConnectionError as e:   # 'auto' with no cluster running
@@ -389,6 +388,8 @@ def generate(spec: DatasetSpec, params: dict, opts: RunOptions) -> RunReport:
         log.warning("using the real simulator backend '%s'", backend)
     cfg = spec.store_config(params, backend, opts.episodes, opts.seed, opts.compression_level)
     report = RunReport(store=opts.out, backend=backend, requested=opts.episodes)
+    if opts.address:
+        _check_reachable(opts.address)   # before the store exists: nothing is left behind
     t0 = time.time()
     make_parent(opts.out)
     full = False

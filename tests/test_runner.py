@@ -288,6 +288,14 @@ def test_compression_level_of_an_existing_store_is_said_to_be_kept(tmp_path, ray
     assert "--compression-level 3 applies to new stores" in out.stderr and "keeps its level 5" in out.stderr
 
 
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_cli_bad_input_is_one_line(tmp_path, ray_home):
     (tmp_path / "afile").write_text("x")
     for args, msg in [(["--episodes", "0", "--out", str(tmp_path / "x.zarr")], "--episodes must be positive"),
@@ -298,7 +306,9 @@ def test_cli_bad_input_is_one_line(tmp_path, ray_home):
                       (["--episodes", "2", "--out", str(tmp_path / "afile")], "is a file, not a store"),
                       (["--episodes", "2", "--out", ""], "the store path is empty"),
                       (["--episodes", "2", "--out", "memory://x.zarr"], "memory:// lives in one process"),
-                      (["--episodes", "2", "--out", "gs://b/x.zarr"], "install gcsfs")]:
+                      (["--episodes", "2", "--out", "gs://b/x.zarr"], "install gcsfs"),
+                      (["--episodes", "2", "--out", str(tmp_path / "x.zarr"), "--address", f"127.0.0.1:{closed_port()}"],
+                       "cannot reach the Ray cluster at 127.0.0.1:")]:
         if args[3].startswith("gs://") and importlib.util.find_spec("gcsfs") is not None:
             continue   # installed: nothing to say
         cmd, env = cli(args, ray_home)
