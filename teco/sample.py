@@ -275,7 +275,8 @@ def _main(argv) -> int:
     write_grid(grid, pairs, rows=len(episodes), fps=args.fps, scale=args.scale,
                labels=["ground truth", f"TECO (step {info['step']})"], boundary=args.cond,
                title=grid_title(episodes))
-    print(f"sample-teco: {len(episodes)} episodes, {args.cond} + {args.length - args.cond} frames -> {args.out}, {grid}")
+    print(f"sample-teco: {plural(len(episodes), 'episode')}, {args.cond} + {args.length - args.cond} frames -> "
+          f"{args.out}, {grid}")
     return 0
 
 
