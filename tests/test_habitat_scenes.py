@@ -97,8 +97,17 @@ def test_make_scenes_cli_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and msg in err, err
     assert not os.path.exists(tmp_path / "s")                        # refused before anything is written
-    assert main(["--out", str(tmp_path / "ok"), "--count", "1", "--texture-px", "8"]) == 0
-    assert os.listdir(tmp_path / "ok") == ["scene_00000.glb"]        # written whole, then renamed
+    ok = tmp_path / "ok"
+    assert main(["--out", str(ok), "--count", "1", "--texture-px", "8"]) == 0
+    assert sorted(os.listdir(ok)) == ["make-scenes.json", "scene_00000.glb"]   # written whole, then renamed
+    first = (ok / "scene_00000.glb").read_bytes()
+    assert main(["--out", str(ok), "--count", "2", "--texture-px", "8"]) == 0   # same settings: adds scenes
+    assert (ok / "scene_00000.glb").read_bytes() == first and discover_scenes(str(ok))[0][-1].endswith("01.glb")
+    capsys.readouterr()
+    assert main(["--out", str(ok), "--count", "2", "--texture-px", "8", "--seed", "5"]) == 2   # would mix seeds
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and '"seed": 0' in err, err
+    assert (ok / "scene_00000.glb").read_bytes() == first
 
 
 def test_simplify_mesh_for_rendering(tmp_path):

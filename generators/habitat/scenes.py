@@ -6,6 +6,7 @@ import argparse
 import glob
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from ..seeds import rng as seeded_rng
 
 SCENE_EXTS = (".glb", ".gltf", ".ply", ".obj")
 DATASET_SUFFIX = ".scene_dataset_config.json"
+MAKE_SCENES_RECORD = "make-scenes.json"   # the settings of a make-scenes folder (not a scene dataset config)
 # habitat's frame is y-up; Gibson/MP3D/HM3D .glb and Replica .ply are stored z-up and habitat turns them
 # (stage "up" +z, "front" +y); .obj and .gltf are taken as y-up.
 DEFAULT_UP = {".glb": "z", ".ply": "z", ".obj": "y", ".gltf": "y"}
@@ -311,7 +313,8 @@ def _make_scenes(argv) -> int:
     ap = argparse.ArgumentParser(prog="make-scenes", formatter_class=HelpFormatter,
                                  description="Write procedurally generated indoor scenes (rooms, doors, corridors, "
                                              "furniture, textured walls and floors) as .glb files.")
-    ap.add_argument("--out", required=True, help="output folder (created)")
+    ap.add_argument("--out", required=True, help="output folder (created; make-scenes.json records its settings, "
+                                                 "and a rerun must use the same ones)")
     ap.add_argument("--count", type=int, required=True, help="number of scenes")
     ap.add_argument("--seed", type=int, default=0, help="scene i depends on (seed, i) only")
     ap.add_argument("--subdivide", type=int, default=0, help="split each triangle in 4 this many times (benchmarks)")
@@ -326,7 +329,22 @@ def _make_scenes(argv) -> int:
     check_seed(args.seed)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out {args.out} is a file, not a folder")
+    settings = {"seed": args.seed, "texture_px": args.texture_px, "subdivide": args.subdivide}
+    record = os.path.join(args.out, MAKE_SCENES_RECORD)
+    try:
+        with open(record) as fh:
+            made = json.load(fh)
+    except (OSError, ValueError):
+        made = None
+    if made is not None and {k: made.get(k) for k in settings} != settings:
+        raise ValueError(f"{args.out} holds scenes made with {json.dumps({k: made.get(k) for k in settings})}: "
+                         "use the same settings (more --count adds scenes) or another --out")
+    if made is None and glob.glob(os.path.join(args.out, "scene_*.glb")):
+        print(f"make-scenes: warning: {args.out} holds scene_*.glb files of unknown settings; "
+              f"scenes 0..{args.count - 1} are overwritten", file=sys.stderr)
     os.makedirs(args.out, exist_ok=True)
+    with open(record, "w") as fh:   # what the folder's scenes are, so a rerun with other settings cannot mix them
+        json.dump({**settings, "count": max(args.count, int((made or {}).get("count") or 0))}, fh)
     cfg = SceneGenConfig(texture_px=args.texture_px)
     total = 0
     for i in tqdm(range(args.count), desc="make-scenes", unit="scene"):
