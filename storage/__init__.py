@@ -3,4 +3,11 @@ from .schema import FORMAT_VERSION, StoreConfig, StoreError
 from .writer import StoreWriter
 from .reader import StoreReader
 
-__all__ = ["FORMAT_VERSION", "StoreConfig", "StoreError", "StoreWriter", "StoreReader"]
+__all__ = ["FORMAT_VERSION", "StoreConfig", "StoreError", "StoreWriter", "StoreReader", "WindowDataset"]
+
+
+def __getattr__(name):
+    if name == "WindowDataset":   # the torch loader, imported on first use: writers and workers need no torch
+        from .loader import WindowDataset
+        return WindowDataset
+    raise AttributeError(f"module 'storage' has no attribute {name!r}")

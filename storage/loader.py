@@ -44,6 +44,17 @@ class WindowDataset(IterableDataset):
     window per episode of this shard, then stop (evaluation passes).
     on_error="skip" drops an episode that fails to read (checksum, truncation, wrong shape) with a
     warning naming it; "raise" stops with a StoreError naming it.
+
+    Each DataLoader worker (and DDP rank) draws from its own share of the episodes with its own generator
+    (seed, epoch, shard): the windows are reproducible for the same seed, epoch and worker x rank count, and
+    a batch may come from few episodes when a store has few. set_epoch() reaches workers that are started
+    for the epoch, not `persistent_workers=True` ones. len() is the windows of one pass (infinite=False).
+
+        from torch.utils.data import DataLoader
+        from storage import WindowDataset
+        ds = WindowDataset("data/dmlab.zarr", window=16, fields=("video", "actions"))
+        for batch in DataLoader(ds, batch_size=8, num_workers=2):
+            batch["video"]   # uint8 (8, 16, 64, 64, 3); batch["actions"] int64 (8, 16)
     """
 
     def __init__(self, url, window: int, fields: Sequence[str] = ("video", "actions"),

@@ -306,8 +306,8 @@ def test_cli_bad_input_is_one_line(tmp_path, ray_home):
                       (["--episodes", "2", "--out", ""], "the store path is empty"),
                       (["--episodes", "2", "--out", "memory://x.zarr"], "memory:// lives in one process"),
                       (["--episodes", "2", "--out", "gs://b/x.zarr"], "install gcsfs"),
-                      (["--episodes", "2", "--out", str(tmp_path / "x.zarr"), "--address", f"127.0.0.1:{closed_port()}"],
-                       "cannot reach the Ray cluster at 127.0.0.1:")]:
+                      (["--episodes", "2", "--out", str(tmp_path / "x.zarr"),
+                        "--address", f"127.0.0.1:{closed_port()}"], "cannot reach the Ray cluster at 127.0.0.1:")]:
         if args[3].startswith("gs://") and importlib.util.find_spec("gcsfs") is not None:
             continue   # installed: nothing to say
         cmd, env = cli(args, ray_home)

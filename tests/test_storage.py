@@ -124,6 +124,16 @@ def test_a_creation_cut_short_is_made_again_and_foreign_groups_are_not(tmp_path)
         assert zarr.open_group(url, mode="r")[foreign].shape == (4,)
 
 
+def test_the_loader_is_exported_without_importing_torch_for_writers():
+    import subprocess
+    import sys
+    code = ("import sys, storage; assert 'torch' not in sys.modules; from storage import WindowDataset; "
+            "from storage.loader import WindowDataset as W; assert WindowDataset is W")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr
+
+
 def test_wrong_shapes_rejected(tmp_path):
     w = StoreWriter.create(str(tmp_path / "s.zarr"), make_cfg(2))
     v, a, p = episode(0)
