@@ -325,9 +325,9 @@ def test_disk_full_stops_with_clear_error_and_resumes(reference, tmp_path, monke
         run(url, 8, workers=1)
     r = StoreReader(url)
     done = r.complete_indices().tolist()
-    # episodes 4 and 5 may already be in flight behind 3 (up to three tasks per worker) and finish; nothing
-    # new is handed out after the failure
-    assert done[:3] == [0, 1, 2] and set(done[3:]) <= {4, 5}
+    # episodes queued behind 3 (up to three tasks per worker) may finish before 3's error reaches the driver,
+    # each freeing a slot for one more (seen once in CI: 4, 5 and 6); 3 never completes, the run stops short
+    assert done[:3] == [0, 1, 2] and 3 not in done and len(done) < 8
     assert verify(str(url), progress=False).ok   # complete stays intact
     monkeypatch.delenv("TECO_FAULTS")      # space freed
     rep = run(url, 8)
