@@ -37,6 +37,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of e's message, cut to `limit` characters ("" for an empty message): for one-line errors."""
+    return (str(e).splitlines() or [""])[0][:limit]
+
+
 def plural(n: int, word: str) -> str:
     """'1 worker', '2 workers'."""
     return f"{n} {word}{'' if n == 1 else 's'}"

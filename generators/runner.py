@@ -16,7 +16,7 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from cli_common import UserError, os_error_in_chain, plural
+from cli_common import UserError, first_line, os_error_in_chain, plural
 from storage import StoreError, StoreWriter
 from storage.lock import StoreLock
 from storage.store import make_parent
@@ -183,7 +183,7 @@ def _start_ray(opts: RunOptions) -> bool:
         try:
             ray.init(address=opts.address, **quiet, **opts.ray_init)
         except ConnectionError as e:   # 'auto' with no cluster running
-            raise UserError(f"no Ray cluster at --address {opts.address} ({str(e).splitlines()[0][:160]}): "
+            raise UserError(f"no Ray cluster at --address {opts.address} ({first_line(e)}): "
                             "start one with `ray start --head` (docs/CLUSTER.md), or leave out --address to "
                             "use this machine alone") from None
         return False
@@ -568,7 +568,7 @@ def _run(spec, params, opts, backend, writer, todo, report, lock) -> None:
                         stop = stop or StoreError(no_space_message(writer.url, i))
                         continue
                     suspects.discard(i)
-                    fail(i, f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}")
+                    fail(i, f"{type(cause).__name__}: {first_line(cause, 200)}")
                     continue
                 retire(k, ref)
                 suspects.discard(idx)

@@ -18,6 +18,8 @@ import zipfile
 import numpy as np
 from tqdm import tqdm
 
+from cli_common import first_line
+
 from .schema import StoreConfig, StoreError
 from .writer import StoreWriter, actions_valid
 
@@ -88,10 +90,6 @@ def _read_mp4(path: str) -> np.ndarray:
     return iio.imread(path)           # imageio-ffmpeg
 
 
-def _first_line(e: BaseException, limit: int = 160) -> str:
-    return (str(e).splitlines() or [""])[0][:limit]
-
-
 def _load_arrays(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Arrays `keys` of an .npz (or the one array of an .npy, as 'actions'); a file numpy cannot read
     (cut short, not an .npz, object arrays) is a StoreError naming it."""
@@ -107,7 +105,7 @@ def _load_arrays(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         # np.load takes what is neither a zip nor an .npy for a pickle, which we never load: say what it is not
         why = ("neither a zip archive nor an .npy array" if "contains pickled" in str(e)
-               else f"{type(e).__name__}: {_first_line(e)}")
+               else f"{type(e).__name__}: {first_line(e)}")
         raise StoreError(f"{path}: not a readable {os.path.splitext(path)[1]} file ({why})") from None
 
 
@@ -127,7 +125,7 @@ def load_episode(path: str) -> tuple[np.ndarray, np.ndarray]:
         try:
             video = _read_mp4(path)
         except Exception as e:       # imageio raises several types for unreadable files (ffmpeg's banner: cut)
-            raise StoreError(f"{path}: cannot decode the video ({type(e).__name__}: {_first_line(e)})") from None
+            raise StoreError(f"{path}: cannot decode the video ({type(e).__name__}: {first_line(e)})") from None
     video = np.asarray(video)
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
         raise StoreError(f"{path}: video is {video.dtype}{video.shape}, expected uint8 (T, H, W, 3)")

@@ -5,13 +5,15 @@ episode raises MissingEpisodeData and an undecodable one EpisodeDataError, both 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
-import logging
 import re
 
 import numpy as np
 import zarr
+
+from cli_common import first_line
 
 from . import store as _store
 from .schema import StoreError, array_specs
@@ -110,7 +112,7 @@ class StoreReader(EpisodeIndex):
                 raise StoreError(f"{self.url}: no array '{name}'") from None
             except (ValueError, TypeError) as e:   # a damaged zarr.json (JSON or metadata errors)
                 raise StoreError(f"{self.url}: {name}/zarr.json is unreadable ({type(e).__name__}: "
-                                 f"{(str(e).splitlines() or [''])[0][:160]})") from None
+                                 f"{first_line(e)})") from None
         return self._arrays[name]
 
     def read(self, name: str, i: int, t0: int = 0, t1: int | None = None,
@@ -147,7 +149,7 @@ class StoreReader(EpisodeIndex):
         except EpisodeDataError:
             raise
         except Exception as e:   # checksum mismatch, truncated shard, undecodable bytes
-            first = (str(e).splitlines() or [""])[0][:160]
+            first = first_line(e)
             raise EpisodeDataError(f"{self.url}: episode {i}: array '{name}' is unreadable ({type(e).__name__}: "
                                    f"{first}); run `teco-store verify`", i, name) from None
 

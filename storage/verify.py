@@ -7,6 +7,8 @@ import fsspec
 import numpy as np
 from tqdm import tqdm
 
+from cli_common import first_line
+
 from .reader import StoreReader, object_keys
 from .schema import array_specs
 from .writer import actions_valid
@@ -68,7 +70,7 @@ def check_episode(reader: StoreReader, i: int, present: dict[str, dict[str, int 
         try:
             x = np.asarray(arr[i])
         except Exception as e:   # checksum mismatch, truncated shard, undecodable bytes
-            problems.append(f"{name}: unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+            problems.append(f"{name}: unreadable ({type(e).__name__}: {first_line(e, 120)})")
             continue
         if name == "actions" and not actions_valid(x, len(cfg.action_names)):
             problems.append(f"actions: ids outside 0..{len(cfg.action_names) - 1} (-1 only at frame 0)")

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from cli_common import first_line
 from storage import StoreError, StoreReader
 
 
@@ -54,5 +55,5 @@ def read_checked(reader: StoreReader, name: str, i: int, t0: int = 0, t1: int | 
     try:
         return np.asarray(reader.read(name, i, t0, t1))
     except Exception as e:   # checksum mismatch, truncated shard: zarr raises several types
-        msg = str(e).splitlines()[0][:160] if str(e) else ""
-        raise EpisodeUnreadable(i, f"'{name}' unreadable in {reader.url} ({type(e).__name__}: {msg})") from None
+        why = f"'{name}' unreadable in {reader.url} ({type(e).__name__}: {first_line(e)})"
+        raise EpisodeUnreadable(i, why) from None
