@@ -128,6 +128,21 @@ def label_cells(frames: np.ndarray, cell: tuple[int, int], pad: int, cols: int, 
     return np.concatenate(parts + [frames[:, y0:]], axis=1)
 
 
+def check_video_path(path) -> str:
+    """What write_grid requires of `path` (a .gif/.mp4 name in an existing folder, not a folder), for callers
+    that check it before the work that makes the video. -> its suffix."""
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot write video '{path}': use a {' or '.join(FORMATS)} file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"cannot write {path}: folder {parent} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"cannot write {path}: it is a folder")
+    return suffix
+
+
 MAX_GRID_BYTES = 1 << 30   # an animation larger than this is a mistake (e.g. --scale 100), not a preview
 
 
@@ -140,14 +155,10 @@ def write_grid(path, videos, rows: int | None = None, fps: float = 10.0, pad: in
     frames with green / red cell borders and a caption, `title` a caption line; `cell_labels` names
     every cell (label_cells())."""
     path = os.fspath(path)
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in FORMATS:
-        raise ValueError(f"cannot write video '{path}': use a {' or '.join(FORMATS)} file name")
+    suffix = check_video_path(path)
+    parent = os.path.dirname(os.path.abspath(path))
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"cannot write {path}: folder {parent} does not exist")
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got {scale}")
     frames = tile(videos, rows, pad)
@@ -163,8 +174,6 @@ def write_grid(path, videos, rows: int | None = None, fps: float = 10.0, pad: in
         frames = annotate(frames, cell, pad * scale, cols, labels, boundary, title)
     if cell_labels is not None:      # below annotate()'s header
         frames = label_cells(frames, cell, pad * scale, cols, cell_labels, top=frames.shape[1] - grid_h)
-    if os.path.isdir(path):
-        raise ValueError(f"cannot write {path}: it is a folder")
     # written beside it, then renamed: a failed or interrupted write leaves no half animation under `path`
     tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}.partial{suffix}")
     try:

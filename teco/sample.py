@@ -25,7 +25,7 @@ from .episodes import EpisodeUnreadable, read_checked
 from .maskgit import SAMPLERS
 from .model import TECO
 from .runlog import resolve_device
-from storage.preview import FORMATS, write_grid
+from storage.preview import check_video_path, write_grid
 from .runs import CKPT_FILE, RUN_FILE, load_checkpoint, read_run
 from .vqgan import load_recorded_vqgan
 
@@ -222,14 +222,12 @@ def _main(argv) -> int:
     if not args.out.endswith(".npz"):
         raise ValueError(f"--out must be a .npz file, got {args.out}")
     grid = args.grid or args.out[:-4] + ".gif"
-    if os.path.splitext(grid)[1].lower() not in FORMATS:   # checked before sampling, as write_grid would after
-        raise ValueError(f"--grid must be a {' or '.join(FORMATS)} file, got {grid}")
-    for p in (args.out, grid):
-        parent = os.path.dirname(os.path.abspath(p))
-        if not os.path.isdir(parent):
-            raise FileNotFoundError(f"cannot write {p}: folder {parent} does not exist")
-        if os.path.isdir(p):
-            raise ValueError(f"cannot write {p}: it is a folder")
+    check_video_path(grid)   # before sampling: write_grid would refuse it only after
+    parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"cannot write {args.out}: folder {parent} does not exist")
+    if os.path.isdir(args.out):
+        raise ValueError(f"cannot write {args.out}: it is a folder")
     device = resolve_device(args.device)
     model, vqgan, info = load_teco(args.ckpt, device, args.vqgan)
     cfg = model.cfg
