@@ -79,8 +79,8 @@ def actions_valid(actions: np.ndarray, k: int) -> bool:
 
 def check_same_config(url: str, old: StoreConfig, new: StoreConfig) -> None:
     """A store is only ever reopened with the config it was made with (its size may grow)."""
-    if old.identity() != new.identity():
-        diff = "; ".join(config_differences(old.identity(), new.identity()))
+    diff = "; ".join(config_differences(old.identity(), new.identity()))
+    if diff:
         raise StoreError(f"{url} was made with a different config (differs in: {diff}); "
                          "use another --out path or the same settings as before")
 
@@ -90,7 +90,7 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     long values cut)."""
     out = []
     for k in sorted(set(old) | set(new), key=str):
-        a, b, name = old.get(k, "(none)"), new.get(k, "(none)"), f"{prefix}{k}"
+        a, b, name = old.get(k, _ABSENT), new.get(k, _ABSENT), f"{prefix}{k}"
         if isinstance(a, dict) and isinstance(b, dict):
             out += config_differences(a, b, name + ".")
         elif a != b:
@@ -98,8 +98,11 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+_ABSENT = object()   # a key one config lacks (shown as "(none)")
+
+
 def _short(v, n: int = 60) -> str:
-    s = json.dumps(v)
+    s = '"(none)"' if v is _ABSENT else json.dumps(v)
     return s if len(s) <= n else s[:n - 3] + "..."
 
 

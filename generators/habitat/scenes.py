@@ -336,8 +336,9 @@ def _make_scenes(argv) -> int:
             made = json.load(fh)
     except (OSError, ValueError):
         made = None
-    if made is not None and {k: made.get(k) for k in settings} != settings:
-        raise ValueError(f"{args.out} holds scenes made with {json.dumps({k: made.get(k) for k in settings})}: "
+    recorded = {k: made.get(k) for k in settings} if made is not None else settings
+    if recorded != settings:
+        raise ValueError(f"{args.out} holds scenes made with {json.dumps(recorded)}: "
                          "use the same settings (more --count adds scenes) or another --out")
     if made is None and glob.glob(os.path.join(args.out, "scene_*.glb")):
         print(f"make-scenes: warning: {args.out} holds scene_*.glb files of unknown settings; "
