@@ -56,6 +56,19 @@ def call_cli(fn, argv) -> tuple[int, str]:
     return code, err.getvalue()
 
 
+def copy_run_with_vqgan_moved(run, dst, moved) -> str:
+    """A copy of train-teco run `run` at `dst` whose run.json says its VQ-GAN is at `moved` (not there)."""
+    import json
+    shutil.copytree(run, dst)
+    path = os.path.join(dst, "run.json")
+    with open(path) as f:
+        info = json.load(f)
+    info["vqgan"]["run"] = str(moved)
+    with open(path, "w") as f:
+        json.dump(info, f)
+    return dst
+
+
 def structured_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     """Frames with real structure (moving gradient + squares), compressible like rendered video."""
     g = np.random.default_rng(seed)

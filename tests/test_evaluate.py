@@ -380,12 +380,8 @@ def test_eval_teco_lpips_backbone_flag(runs, capsys, tmp_path):
 
 @pytest.mark.slow
 def test_eval_teco_vqgan_flag_finds_a_moved_vqgan(runs, capsys, tmp_path):
-    import shutil
-    run = tmp_path / "teco"
-    shutil.copytree(runs["teco"], run)
-    info = json.loads((run / "run.json").read_text())
-    info["vqgan"]["run"] = str(tmp_path / "moved")
-    (run / "run.json").write_text(json.dumps(info))
+    from conftest import copy_run_with_vqgan_moved
+    run = copy_run_with_vqgan_moved(runs["teco"], tmp_path / "teco", tmp_path / "moved")
     argv = ["--ckpt", str(run), "--out", str(tmp_path / "m.json"), "--no-fvd", "--no-learning", "--batch-size", "1",
             "--runs", "1", *TINY]
     assert ev.main(argv) == 2

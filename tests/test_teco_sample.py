@@ -319,14 +319,10 @@ def test_sample_teco_says_what_it_leaves_out(teco_run, tmp_path, capsys, monkeyp
 
 
 def test_sample_teco_finds_a_moved_vqgan_with_the_vqgan_flag(teco_run, tmp_path, capsys):
-    import json
     import shutil
+    from conftest import copy_run_with_vqgan_moved
     from teco.runs import load_checkpoint, save_checkpoint
-    run = tmp_path / "run"
-    shutil.copytree(teco_run["run"], run)
-    info = json.loads((run / "run.json").read_text())
-    info["vqgan"]["run"] = str(tmp_path / "moved")
-    (run / "run.json").write_text(json.dumps(info))
+    run = copy_run_with_vqgan_moved(teco_run["run"], tmp_path / "run", tmp_path / "moved")
     moved = dict(teco_run, run=run)
     assert _sample(moved, tmp_path / "a.npz") == 2
     err = capsys.readouterr().err
